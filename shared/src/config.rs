@@ -1,0 +1,386 @@
+//! Runtime configuration, read from environment variables once at start and validated.
+//! Every variable is listed in the README with its default.
+
+use serde_json::{Value, json};
+
+use crate::model::{Backoff, Rule};
+use crate::secret::Secret;
+
+/// The shortest `KEY` accepted in release mode.
+pub const MIN_KEY_BYTES: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Debug,
+    Release,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    Strict,
+    Lax,
+    None,
+}
+
+impl SameSite {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SameSite::Strict => "Strict",
+            SameSite::Lax => "Lax",
+            SameSite::None => "None",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Argon2Params {
+    pub m_cost: u32,
+    pub t_cost: u32,
+    pub p_cost: u32,
+}
+
+/// Limits on logins and code sending (see the design's "Limits").
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub backoff: Backoff,
+    pub ip_login_failures: Rule,
+    pub code_per_recipient: Rule,
+    pub code_per_ip: Rule,
+    pub code_attempts: u32,
+}
+
+/// Lifetimes in seconds.
+#[derive(Debug, Clone)]
+pub struct Lifetimes {
+    pub token: i64,
+    pub session: i64,
+    pub sms_code: i64,
+    pub mail_code: i64,
+    pub totp_bind: i64,
+    pub refresh_code: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub kind: String,
+    pub url: String,
+    pub limit: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Lark {
+    pub app_id: String,
+    pub redirect: String,
+    pub auth_url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    pub namespace: String,
+    /// This node's name, answered by `GET /`.
+    pub name: String,
+    pub key: Secret<Vec<u8>>,
+    /// The key was generated at start (debug mode without `KEY`).
+    pub key_generated: bool,
+    pub cookie_secure: bool,
+    pub cookie_same_site: SameSite,
+    pub argon2: Argon2Params,
+    pub limits: Limits,
+    pub lifetimes: Lifetimes,
+    pub table_name: String,
+    pub sms_sender_id: String,
+    pub mail_from: String,
+    pub upload: Upload,
+    pub lark: Lark,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// Reads one variable; `None` when unset. Injected so tests never touch the process environment.
+pub trait Vars {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct Env;
+
+impl Vars for Env {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl<const N: usize> Vars for [(&str, &str); N] {
+    fn var(&self, name: &str) -> Option<String> {
+        self.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    }
+}
+
+impl Vars for Vec<(String, String)> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+}
+
+struct Reader<'a> {
+    vars: &'a dyn Vars,
+    errors: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn string(&self, name: &str, default: &str) -> String {
+        self.vars.var(name).unwrap_or_else(|| default.to_string())
+    }
+
+    fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
+        &mut self,
+        name: &str,
+        default: T,
+        min: T,
+        max: T,
+    ) -> T {
+        let Some(raw) = self.vars.var(name) else {
+            return default;
+        };
+        match raw.trim().parse::<T>() {
+            Ok(v) if v >= min && v <= max => v,
+            _ => {
+                self.errors
+                    .push(format!("{name} must be a number from {min} to {max}, got {raw:?}"));
+                default
+            }
+        }
+    }
+
+    fn flag(&mut self, name: &str, default: bool) -> bool {
+        match self.vars.var(name).map(|v| v.to_ascii_lowercase()) {
+            None => default,
+            Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => true,
+            Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => false,
+            Some(v) => {
+                self.errors.push(format!("{name} must be true or false, got {v:?}"));
+                default
+            }
+        }
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&Env)
+    }
+
+    /// Builds and validates the configuration; every problem is reported at once.
+    pub fn from_vars(vars: &dyn Vars) -> Result<Self, ConfigError> {
+        let mut r = Reader {
+            vars,
+            errors: vec![],
+        };
+        let mode = match r.string("MODE", "debug").to_ascii_lowercase().as_str() {
+            "release" => Mode::Release,
+            "debug" | "dev" | "development" => Mode::Debug,
+            other => {
+                r.errors.push(format!("MODE must be debug or release, got {other:?}"));
+                Mode::Debug
+            }
+        };
+        let (key, key_generated) = match vars.var("KEY") {
+            Some(k) if k.len() >= MIN_KEY_BYTES => (k.into_bytes(), false),
+            Some(_) if mode == Mode::Release => {
+                r.errors.push(format!(
+                    "KEY must be at least {MIN_KEY_BYTES} bytes in release mode"
+                ));
+                (vec![], false)
+            }
+            Some(k) => (k.into_bytes(), false),
+            None if mode == Mode::Release => {
+                r.errors.push(format!(
+                    "KEY is required in release mode (at least {MIN_KEY_BYTES} random bytes)"
+                ));
+                (vec![], false)
+            }
+            None => (crate::crypto::random_bytes::<32>().to_vec(), true),
+        };
+        let same_site = match r.string("COOKIE_SAMESITE", "lax").to_ascii_lowercase().as_str() {
+            "lax" => SameSite::Lax,
+            "strict" => SameSite::Strict,
+            "none" => SameSite::None,
+            other => {
+                r.errors
+                    .push(format!("COOKIE_SAMESITE must be lax, strict or none, got {other:?}"));
+                SameSite::Lax
+            }
+        };
+        let cookie_secure = r.flag("COOKIE_SECURE", true);
+        if same_site == SameSite::None && !cookie_secure {
+            r.errors
+                .push("COOKIE_SAMESITE=none needs COOKIE_SECURE=true (browsers refuse it otherwise)".into());
+        }
+        let namespace = r.string("NAMESPACE", "planx");
+        if namespace.trim().is_empty() || namespace.contains(':') {
+            r.errors.push("NAMESPACE must be non-empty and contain no ':'".into());
+        }
+        let name = vars
+            .var("NAME")
+            .or_else(|| vars.var("AWS_LAMBDA_FUNCTION_NAME"))
+            .or_else(|| vars.var("HOSTNAME"))
+            .unwrap_or_else(|| namespace.clone());
+        let argon2 = Argon2Params {
+            m_cost: r.number("ARGON2_M_COST", 19_456, 8, 4_194_304),
+            t_cost: r.number("ARGON2_T_COST", 2, 1, 64),
+            p_cost: r.number("ARGON2_P_COST", 1, 1, 64),
+        };
+        let cooldown = r.number("CODE_COOLDOWN", 60, 0, 86_400);
+        let limits = Limits {
+            backoff: Backoff {
+                threshold: r.number("LOGIN_BACKOFF_AFTER", 5, 1, 1000),
+                max: r.number("LOGIN_BACKOFF_MAX", 900, 1, 86_400),
+            },
+            ip_login_failures: Rule {
+                window: 3600,
+                max: r.number("IP_LOGIN_FAILURES_PER_HOUR", 100, 1, 1_000_000),
+                cooldown: 0,
+            },
+            code_per_recipient: Rule {
+                window: 3600,
+                max: r.number("CODES_PER_HOUR", 5, 1, 1000),
+                cooldown,
+            },
+            code_per_ip: Rule {
+                window: 3600,
+                max: r.number("IP_CODES_PER_HOUR", 20, 1, 1_000_000),
+                cooldown: 0,
+            },
+            code_attempts: r.number("CODE_ATTEMPTS", 5, 1, 100),
+        };
+        let lifetimes = Lifetimes {
+            token: r.number("TOKEN_TTL", 7200, 60, 30 * 86_400),
+            session: r.number("SESSION_TTL", 3600, 60, 30 * 86_400),
+            sms_code: 120,
+            mail_code: 600,
+            totp_bind: 300,
+            refresh_code: 15,
+        };
+        let upload = Upload {
+            kind: r.string("UPLOAD_TYPE", "s3"),
+            url: r.string("UPLOAD_URL", ""),
+            limit: r.number("UPLOAD_LIMIT", 10 * 1024 * 1024, 0, u64::MAX),
+        };
+        let lark = Lark {
+            app_id: r.string("LARK_APP_ID", ""),
+            redirect: r.string("LARK_REDIRECT", ""),
+            auth_url: r.string(
+                "LARK_AUTH_URL",
+                "https://open.feishu.cn/open-apis/authen/v1/index",
+            ),
+        };
+        let config = Config {
+            mode,
+            name,
+            key: Secret::new(key),
+            key_generated,
+            cookie_secure,
+            cookie_same_site: same_site,
+            argon2,
+            limits,
+            lifetimes,
+            table_name: r.string("TABLE_NAME", "planx"),
+            sms_sender_id: r.string("SMS_SENDER_ID", ""),
+            mail_from: r.string("MAIL_FROM", "no-reply@example.com"),
+            upload,
+            lark,
+            namespace,
+        };
+        if r.errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError(r.errors.join("; ")))
+        }
+    }
+
+    /// The configuration as `GET /` shows it outside release mode: secrets redacted.
+    pub fn redacted(&self) -> Value {
+        json!({
+            "mode": match self.mode { Mode::Debug => "debug", Mode::Release => "release" },
+            "namespace": self.namespace,
+            "name": self.name,
+            "key": "[redacted]",
+            "key_generated": self.key_generated,
+            "cookie": { "secure": self.cookie_secure, "same_site": self.cookie_same_site.as_str() },
+            "argon2": { "m_cost": self.argon2.m_cost, "t_cost": self.argon2.t_cost, "p_cost": self.argon2.p_cost },
+            "limits": {
+                "backoff": self.limits.backoff,
+                "ip_login_failures": self.limits.ip_login_failures,
+                "code_per_recipient": self.limits.code_per_recipient,
+                "code_per_ip": self.limits.code_per_ip,
+                "code_attempts": self.limits.code_attempts,
+            },
+            "lifetimes": {
+                "token": self.lifetimes.token,
+                "session": self.lifetimes.session,
+                "sms_code": self.lifetimes.sms_code,
+                "mail_code": self.lifetimes.mail_code,
+                "totp_bind": self.lifetimes.totp_bind,
+                "refresh_code": self.lifetimes.refresh_code,
+            },
+            "table_name": self.table_name,
+            "sms_sender_id": self.sms_sender_id,
+            "mail_from": self.mail_from,
+            "upload": { "type": self.upload.kind, "url": self.upload.url, "limit": self.upload.limit },
+            "lark": { "app_id": self.lark.app_id, "redirect": self.lark.redirect, "auth_url": self.lark.auth_url },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_defaults_generate_a_key() {
+        let c = Config::from_vars(&[("HOSTNAME", "")]).unwrap();
+        assert_eq!(c.mode, Mode::Debug);
+        assert!(c.key_generated);
+        assert_eq!(c.key.expose().len(), 32);
+        assert_eq!(c.argon2.m_cost, 19_456);
+        assert_eq!(c.limits.backoff.threshold, 5);
+    }
+
+    #[test]
+    fn release_refuses_missing_or_short_key() {
+        let e = Config::from_vars(&[("MODE", "release")]).unwrap_err();
+        assert!(e.to_string().contains("KEY is required"), "{e}");
+        let e = Config::from_vars(&[("MODE", "release"), ("KEY", "short")]).unwrap_err();
+        assert!(e.to_string().contains("at least 32 bytes"), "{e}");
+        let ok = Config::from_vars(&[("MODE", "release"), ("KEY", &"k".repeat(32))]).unwrap();
+        assert!(!ok.key_generated);
+    }
+
+    #[test]
+    fn reports_every_bad_variable() {
+        let e = Config::from_vars(&[
+            ("ARGON2_T_COST", "zero"),
+            ("COOKIE_SAMESITE", "sometimes"),
+            ("MODE", "prod"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("ARGON2_T_COST"), "{e}");
+        assert!(e.contains("COOKIE_SAMESITE"), "{e}");
+        assert!(e.contains("MODE"), "{e}");
+    }
+
+    #[test]
+    fn redacted_values_hide_the_key() {
+        let key = "a-very-secret-key-of-at-least-32-bytes!!";
+        let c = Config::from_vars(&[("KEY", key)]).unwrap();
+        let shown = c.redacted().to_string();
+        assert!(!shown.contains(key));
+        assert!(shown.contains("[redacted]"));
+    }
+}

@@ -1,0 +1,59 @@
+//! Reading the `Cookie` header and writing `Set-Cookie` values.
+
+use axum::http::{HeaderMap, HeaderValue, header};
+
+use crate::config::Config;
+
+pub const TOKEN: &str = "TOKEN";
+pub const XSRF_SALT: &str = "XSRF-SALT";
+pub const XSRF_TOKEN: &str = "XSRF-TOKEN";
+
+/// The value of cookie `name`, from any `Cookie` header.
+pub fn get<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
+}
+
+/// A `Set-Cookie` value. `max_age` 0 deletes the cookie. Values are
+/// base64url or JWTs, which need no quoting.
+pub fn set(config: &Config, name: &str, value: &str, max_age: i64, http_only: bool) -> HeaderValue {
+    let mut cookie = format!(
+        "{name}={value}; Path=/; Max-Age={max_age}; SameSite={}",
+        config.cookie_same_site.as_str()
+    );
+    if http_only {
+        cookie.push_str("; HttpOnly");
+    }
+    if config.cookie_secure {
+        cookie.push_str("; Secure");
+    }
+    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_cookies_across_headers() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("a=1; TOKEN=abc.def"));
+        h.append(header::COOKIE, HeaderValue::from_static("XSRF-SALT=\"s\""));
+        assert_eq!(get(&h, "TOKEN"), Some("abc.def"));
+        assert_eq!(get(&h, "XSRF-SALT"), Some("s"));
+        assert_eq!(get(&h, "missing"), None);
+    }
+
+    #[test]
+    fn set_cookie_attributes() {
+        let c = Config::from_vars(&[("COOKIE_SAMESITE", "strict")]).unwrap();
+        let v = set(&c, "TOKEN", "x", 60, true);
+        assert_eq!(v, "TOKEN=x; Path=/; Max-Age=60; SameSite=Strict; HttpOnly; Secure");
+    }
+}

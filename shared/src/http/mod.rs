@@ -1,0 +1,140 @@
+//! HTTP glue shared by every function: extractors, cookies, CSRF, request logs,
+//! and [`app`], which wraps routers the same way in Lambda and in `planx serve`.
+
+pub mod auth;
+pub mod cookies;
+pub mod extract;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+
+pub use auth::Auth;
+pub use extract::{BODY_LIMIT, Json, Query};
+
+use crate::crypto::constant_time_eq;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The client's address as the edge saw it, put in request extensions by the
+/// entry point (the Lambda request context, or the local socket).
+#[derive(Debug, Clone)]
+pub struct SourceIp(pub String);
+
+/// The request id to log (Lambda's, or one made locally).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Who is calling: recorded with logins and used for per-IP limits.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub ip: String,
+    pub user_agent: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<SourceIp>()
+            .map(|s| s.0.clone())
+            .or_else(|| {
+                parts
+                    .extensions
+                    .get::<ConnectInfo<std::net::SocketAddr>>()
+                    .map(|c| c.0.ip().to_string())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .chars()
+            .take(256)
+            .collect();
+        Ok(Client { ip, user_agent })
+    }
+}
+
+/// Refuses state-changing requests whose `X-XSRF-TOKEN` header does not match
+/// the HMAC of the `XSRF-SALT` cookie (double-submit, keyed by the server).
+async fn csrf(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let guarded = matches!(
+        *req.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    if guarded {
+        let headers = req.headers();
+        let sent = headers
+            .get("x-xsrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let ok = cookies::get(headers, cookies::XSRF_SALT)
+            .filter(|salt| !salt.is_empty() && !sent.is_empty())
+            .is_some_and(|salt| {
+                constant_time_eq(state.keys.xsrf_token(salt).as_bytes(), sent.as_bytes())
+            });
+        if !ok {
+            return ApiError::Csrf.into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// One log line per request: id, method, route, status, latency. Never bodies,
+/// headers or query strings, which can carry secrets.
+async fn log_request(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let response = next.run(req).await;
+    tracing::info!(
+        request_id,
+        method = %method,
+        route,
+        status = response.status().as_u16(),
+        latency_us = start.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// Merges function routers into one service with the common layers: CSRF,
+/// body limit, JSON 404/405, request logs. Lambda mains pass their one router;
+/// `planx serve` passes all of them, so both run identical handler code.
+pub fn app(routers: impl IntoIterator<Item = Router<AppState>>, state: AppState) -> Router {
+    let merged = routers
+        .into_iter()
+        .fold(Router::new(), |acc, r| acc.merge(r));
+    merged
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), csrf))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}

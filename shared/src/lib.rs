@@ -1,0 +1,23 @@
+//! The library every planx function shares: configuration, errors, auth
+//! primitives, the store and notifier traits with their backends, and HTTP glue.
+
+pub mod clock;
+pub mod codes;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod http;
+pub mod lockout;
+pub mod model;
+pub mod notify;
+pub mod password;
+pub mod secret;
+pub mod state;
+pub mod store;
+pub mod token;
+pub mod totp;
+pub mod validate;
+
+pub use config::Config;
+pub use error::{ApiError, ApiResult};
+pub use state::AppState;

@@ -1,0 +1,246 @@
+//! What the store keeps: accounts, sessions, one-time codes and limiter state.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::secret::Secret;
+
+/// An account. Email is kept as entered; uniqueness is on its lowercase form.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub avatar: String,
+    pub phone: Option<String>,
+    pub totp: Option<Totp>,
+    pub lark: Option<serde_json::Value>,
+    /// Argon2 PHC string.
+    pub password: Secret<String>,
+    pub active: bool,
+    /// Logins ever made (the seed's `sessions`).
+    pub sessions: u64,
+    /// The most recent login (the seed's `history`).
+    pub history: Option<LoginRecord>,
+    /// Consecutive failed logins, reset by a successful one.
+    pub failures: u32,
+    pub locked_until: Timestamp,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A bound TOTP authenticator: the base32 secret and the last step accepted,
+/// so a code is never accepted twice.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Totp {
+    pub secret: Secret<String>,
+    pub last_step: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoginMethod {
+    Password,
+    Sms,
+    Totp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginRecord {
+    pub time: Timestamp,
+    pub ip: String,
+    pub user_agent: String,
+    pub method: LoginMethod,
+}
+
+/// One signed-in device. Its `expires_at` slides forward while it is used.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    pub user_id: String,
+    pub id: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// What a one-time code is for; part of its key and of its HMAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Purpose {
+    SmsLogin,
+    PhoneBind,
+    PasswordReset,
+    TotpBind,
+    Refresh,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::SmsLogin => "sms-login",
+            Purpose::PhoneBind => "phone-bind",
+            Purpose::PasswordReset => "password-reset",
+            Purpose::TotpBind => "totp-bind",
+            Purpose::Refresh => "refresh",
+        }
+    }
+}
+
+/// A pending one-time code. Only its HMAC is stored, never the code.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Code {
+    pub purpose: Purpose,
+    pub subject: String,
+    pub digest: String,
+    pub attempts: u32,
+    pub expires_at: Timestamp,
+    /// What the code was issued for, when that is not the subject (the phone being bound).
+    pub payload: Option<String>,
+}
+
+/// Whose consecutive login failures are counted: an account, or an identifier
+/// that has no account, so the two behave alike to an outsider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureKey {
+    User(String),
+    Unknown(String),
+}
+
+/// A limiter rule: at most `max` hits per `window` seconds, and at least
+/// `cooldown` seconds between two hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Rule {
+    pub window: i64,
+    pub max: u32,
+    pub cooldown: i64,
+}
+
+/// State of one limiter key: a window that starts at its first hit.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RateState {
+    pub window_start: Timestamp,
+    pub count: u32,
+    pub last: Timestamp,
+}
+
+impl RateState {
+    /// Decide a hit at `now`: `Err(retry_after)` when refused.
+    pub fn check(&self, rule: &Rule, now: Timestamp) -> Result<(), i64> {
+        let fresh = self.count == 0 || self.window_start + rule.window <= now;
+        if rule.cooldown > 0 && self.count > 0 && self.last + rule.cooldown > now {
+            return Err(self.last + rule.cooldown - now);
+        }
+        if !fresh && self.count >= rule.max {
+            return Err(self.window_start + rule.window - now);
+        }
+        Ok(())
+    }
+
+    /// The state after an accepted hit at `now`.
+    pub fn hit(&self, rule: &Rule, now: Timestamp) -> RateState {
+        if self.count == 0 || self.window_start + rule.window <= now {
+            RateState {
+                window_start: now,
+                count: 1,
+                last: now,
+            }
+        } else {
+            RateState {
+                window_start: self.window_start,
+                count: self.count + 1,
+                last: now,
+            }
+        }
+    }
+
+    /// When the state stops mattering and may be dropped.
+    pub fn expires_at(&self, rule: &Rule) -> Timestamp {
+        (self.window_start + rule.window).max(self.last + rule.cooldown)
+    }
+}
+
+/// Consecutive failures and the back-off they caused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lockout {
+    pub failures: u32,
+    pub locked_until: Timestamp,
+}
+
+/// Exponential back-off after a threshold of consecutive failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Backoff {
+    pub threshold: u32,
+    pub max: i64,
+}
+
+impl Backoff {
+    /// The lockout after one more failure at `now`: 1 s at the threshold,
+    /// doubling with each further failure, capped at `max`.
+    pub fn after_failure(&self, current: Lockout, now: Timestamp) -> Lockout {
+        let failures = current.failures.saturating_add(1);
+        let locked_until = if failures >= self.threshold {
+            let exp = (failures - self.threshold).min(30);
+            now + (1i64 << exp).min(self.max)
+        } else {
+            current.locked_until
+        };
+        Lockout {
+            failures,
+            locked_until,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULE: Rule = Rule {
+        window: 3600,
+        max: 3,
+        cooldown: 60,
+    };
+
+    #[test]
+    fn cooldown_then_window_cap() {
+        let mut s = RateState::default();
+        let mut now = 1_000;
+        assert!(s.check(&RULE, now).is_ok());
+        s = s.hit(&RULE, now);
+        assert_eq!(s.check(&RULE, now + 10), Err(50));
+        now += 60;
+        s = s.hit(&RULE, now);
+        now += 60;
+        s = s.hit(&RULE, now);
+        now += 60;
+        assert_eq!(s.check(&RULE, now), Err(1_000 + 3600 - now));
+        assert!(s.check(&RULE, 1_000 + 3600).is_ok());
+        assert_eq!(s.hit(&RULE, 1_000 + 3600).count, 1);
+    }
+
+    #[test]
+    fn backoff_doubles_from_threshold_and_caps() {
+        let b = Backoff {
+            threshold: 5,
+            max: 900,
+        };
+        let mut l = Lockout::default();
+        let mut delays = vec![];
+        for _ in 0..16 {
+            l = b.after_failure(l, 0);
+            delays.push(l.locked_until);
+        }
+        assert_eq!(&delays[..8], &[0, 0, 0, 0, 1, 2, 4, 8]);
+        assert_eq!(delays[13], 512);
+        assert_eq!(delays[14], 900);
+        let many = b.after_failure(
+            Lockout {
+                failures: u32::MAX,
+                locked_until: 0,
+            },
+            0,
+        );
+        assert_eq!(many.locked_until, 900);
+    }
+}

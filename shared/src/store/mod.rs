@@ -1,0 +1,138 @@
+//! The store: every read and write the handlers need, as whole operations, so each
+//! backend can do them atomically and in as few round trips as it allows.
+
+pub mod embedded;
+
+use async_trait::async_trait;
+
+use crate::clock::Timestamp;
+use crate::model::{
+    Backoff, Code, FailureKey, LoginRecord, Lockout, Purpose, Rule, Session, Totp, User,
+};
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness guard refused the write.
+    #[error("{0} is already used by another account")]
+    Taken(Unique),
+    #[error("no such user")]
+    NoSuchUser,
+    /// The backing database failed or timed out; nothing was written.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data could not be read back (a bug or a manual edit).
+    #[error("corrupt record {key}: {detail}")]
+    Corrupt { key: String, detail: String },
+}
+
+/// The unique attributes of an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unique {
+    Email,
+    Phone,
+}
+
+impl std::fmt::Display for Unique {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Unique::Email => "email",
+            Unique::Phone => "phone",
+        })
+    }
+}
+
+/// A change to one account. Each is applied atomically with its guards.
+#[derive(Debug, Clone)]
+pub enum UserChange {
+    Email(String),
+    Name(String),
+    Avatar(String),
+    Password(String),
+    Phone(Option<String>),
+    Totp(Option<Totp>),
+    Lark(Option<serde_json::Value>),
+    Active(bool),
+}
+
+/// The outcome of presenting a one-time code.
+#[derive(Debug, Clone)]
+pub enum Redemption {
+    /// The code was right; it is now spent.
+    Accepted(Code),
+    /// Wrong, expired, unknown, or already spent. A wrong guess used up one attempt.
+    Rejected,
+}
+
+/// Whether a limiter let a hit through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allowed,
+    Refused { retry_after: i64 },
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Adds an account; fails with [`StoreError::Taken`] when its email or phone is in use.
+    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    async fn user(&self, id: &str) -> StoreResult<Option<User>>;
+    /// Looks up by email, case-insensitively.
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    async fn user_by_phone(&self, phone: &str) -> StoreResult<Option<User>>;
+    async fn users(&self) -> StoreResult<Vec<User>>;
+    /// Applies one change, moving email and phone guards in the same transaction.
+    async fn update_user(&self, id: &str, change: UserChange, now: Timestamp) -> StoreResult<()>;
+
+    /// Counts one more consecutive failure and returns the resulting lockout.
+    async fn record_failure(
+        &self,
+        key: &FailureKey,
+        backoff: &Backoff,
+        now: Timestamp,
+    ) -> StoreResult<Lockout>;
+    /// The lockout of an identifier without an account (accounts carry theirs).
+    async fn unknown_lockout(&self, identifier: &str, now: Timestamp) -> StoreResult<Lockout>;
+
+    /// Records a login: stores the session, appends history, counts it, clears failures.
+    async fn begin_session(&self, session: &Session, login: &LoginRecord) -> StoreResult<()>;
+    /// A live session (expired ones read as `None`).
+    async fn session(&self, user_id: &str, id: &str, now: Timestamp)
+    -> StoreResult<Option<Session>>;
+    /// Slides a live session's expiry; `false` when it no longer exists.
+    async fn renew_session(
+        &self,
+        user_id: &str,
+        id: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    async fn end_session(&self, user_id: &str, id: &str) -> StoreResult<()>;
+    /// Ends every session of a user but `keep`; returns how many ended.
+    async fn end_sessions(&self, user_id: &str, keep: Option<&str>) -> StoreResult<usize>;
+
+    /// Stores a code, replacing any pending one for the same purpose and subject.
+    async fn put_code(&self, code: &Code) -> StoreResult<()>;
+    /// Spends the code if `digest` matches, atomically: of concurrent redemptions
+    /// at most one is accepted. A wrong digest uses an attempt; the last one spends it.
+    async fn redeem_code(
+        &self,
+        purpose: Purpose,
+        subject: &str,
+        digest: &str,
+        max_attempts: u32,
+        now: Timestamp,
+    ) -> StoreResult<Redemption>;
+    /// Withdraws a code whose message could not be sent.
+    async fn drop_code(&self, purpose: Purpose, subject: &str) -> StoreResult<()>;
+
+    /// Moves a user's last accepted TOTP step forward; `false` if `step` is not newer.
+    async fn advance_totp(&self, user_id: &str, step: u64) -> StoreResult<bool>;
+
+    /// Counts a hit on a limiter key if the rule allows it.
+    async fn hit(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<Decision>;
+    /// Whether a hit would be allowed, without counting one.
+    async fn peek(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<Decision>;
+    /// Takes back the last hit (its message was never sent), so a retry is not blocked.
+    async fn unhit(&self, key: &str, now: Timestamp) -> StoreResult<()>;
+}

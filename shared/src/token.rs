@@ -1,0 +1,132 @@
+//! Session tokens: HS256 JWTs naming the user (`sub`) and the server-side session (`jti`).
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    pub jti: String,
+    pub iat: Timestamp,
+    pub exp: Timestamp,
+}
+
+/// Signs and checks tokens for one issuer (the namespace).
+#[derive(Clone)]
+pub struct Tokens {
+    issuer: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tokens {
+    pub fn new(issuer: &str, key: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[issuer]);
+        validation.set_required_spec_claims(&["iss", "sub", "exp"]);
+        // Expiry is checked against the injected clock in `verify`, not the wall clock.
+        validation.validate_exp = false;
+        validation.leeway = 0;
+        Self {
+            issuer: issuer.to_string(),
+            encoding: EncodingKey::from_secret(key),
+            decoding: DecodingKey::from_secret(key),
+            validation,
+        }
+    }
+
+    pub fn issue(&self, user_id: &str, session_id: &str, now: Timestamp, ttl: i64) -> String {
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            sub: user_id.to_string(),
+            jti: session_id.to_string(),
+            iat: now,
+            exp: now + ttl,
+        };
+        // HS256 with a byte key cannot fail to sign.
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).unwrap_or_default()
+    }
+
+    /// The claims of a well-signed, unexpired token from this issuer; `None` otherwise
+    /// (any algorithm but HS256, `none` included, is refused).
+    pub fn verify(&self, token: &str, now: Timestamp) -> Option<Claims> {
+        let data = decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
+        (data.claims.exp > now).then_some(data.claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+
+    const NOW: Timestamp = 1_700_000_000;
+
+    fn tokens() -> Tokens {
+        Tokens::new("planx", b"0123456789abcdef0123456789abcdef")
+    }
+
+    #[test]
+    fn round_trip() {
+        let t = tokens();
+        let jwt = t.issue("u1", "s1", NOW, 7200);
+        let c = t.verify(&jwt, NOW + 10).unwrap();
+        assert_eq!((c.sub.as_str(), c.jti.as_str(), c.exp), ("u1", "s1", NOW + 7200));
+    }
+
+    #[test]
+    fn expired_is_refused() {
+        let t = tokens();
+        let jwt = t.issue("u1", "s1", NOW, 7200);
+        assert!(t.verify(&jwt, NOW + 7200).is_none());
+    }
+
+    #[test]
+    fn wrong_issuer_or_key_is_refused() {
+        let jwt = tokens().issue("u1", "s1", NOW, 60);
+        let other_issuer = Tokens::new("other", b"0123456789abcdef0123456789abcdef");
+        assert!(other_issuer.verify(&jwt, NOW).is_none());
+        let other_key = Tokens::new("planx", b"fedcba9876543210fedcba9876543210");
+        assert!(other_key.verify(&jwt, NOW).is_none());
+        let foreign = other_issuer.issue("u1", "s1", NOW, 60);
+        assert!(tokens().verify(&foreign, NOW).is_none());
+    }
+
+    #[test]
+    fn tampered_payload_is_refused() {
+        let t = tokens();
+        let jwt = t.issue("u1", "s1", NOW, 60);
+        let parts: Vec<&str> = jwt.split('.').collect();
+        let payload = String::from_utf8(B64.decode(parts[1]).unwrap()).unwrap();
+        let forged = B64.encode(payload.replace("\"u1\"", "\"admin\""));
+        let tampered = format!("{}.{}.{}", parts[0], forged, parts[2]);
+        assert!(t.verify(&tampered, NOW).is_none());
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        let t = tokens();
+        let header = B64.encode(r#"{"alg":"none","typ":"JWT"}"#);
+        let claims = B64.encode(format!(
+            r#"{{"iss":"planx","sub":"u1","jti":"s1","iat":{NOW},"exp":{}}}"#,
+            NOW + 60
+        ));
+        assert!(t.verify(&format!("{header}.{claims}."), NOW).is_none());
+        assert!(t.verify(&format!("{header}.{claims}"), NOW).is_none());
+        assert!(t.verify("", NOW).is_none());
+        assert!(t.verify("a.b.c", NOW).is_none());
+    }
+}

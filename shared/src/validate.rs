@@ -1,0 +1,157 @@
+//! Parsers for the values clients send. Each returns the normalised value or a
+//! field error that names the field.
+
+use crate::error::ApiError;
+
+pub const MAX_EMAIL: usize = 254;
+pub const MAX_NAME: usize = 64;
+pub const MAX_AVATAR: usize = 2048;
+
+/// A plausible address: one `@`, a dotted domain of letters, digits and hyphens,
+/// no spaces or control characters. Returned trimmed, case kept (compared lowercased).
+pub fn email(field: &str, raw: &str) -> Result<String, ApiError> {
+    let bad = |why: &str| ApiError::field(field, why);
+    let value = raw.trim();
+    if value.is_empty() {
+        return Err(bad("is required"));
+    }
+    if value.len() > MAX_EMAIL {
+        return Err(bad("is too long"));
+    }
+    let Some((local, domain)) = value.rsplit_once('@') else {
+        return Err(bad("is not a valid email address"));
+    };
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && local
+            .chars()
+            .all(|c| !c.is_control() && !c.is_whitespace() && !"@:;,<>()[]\\\"".contains(c));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if local_ok && domain_ok {
+        Ok(value.to_string())
+    } else {
+        Err(bad("is not a valid email address"))
+    }
+}
+
+/// An E.164 number: `+`, a non-zero digit, 7 to 15 digits in all. Spaces,
+/// hyphens, dots and parentheses are dropped first, as people type them.
+pub fn phone(field: &str, raw: &str) -> Result<String, ApiError> {
+    let value: String = raw
+        .trim()
+        .chars()
+        .filter(|c| !" -.()".contains(*c))
+        .collect();
+    if value.is_empty() {
+        return Err(ApiError::field(field, "is required"));
+    }
+    let digits = value.strip_prefix('+').unwrap_or("");
+    let ok = (7..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0');
+    if ok {
+        Ok(value)
+    } else {
+        Err(ApiError::field(
+            field,
+            "must be an E.164 phone number such as +14155550123",
+        ))
+    }
+}
+
+/// A six-digit one-time code.
+pub fn code(field: &str, raw: &str) -> Result<String, ApiError> {
+    let value = raw.trim();
+    if value.len() == 6 && value.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(value.to_string())
+    } else {
+        Err(ApiError::field(field, "must be 6 digits"))
+    }
+}
+
+/// Free text with a length limit in characters and no control characters.
+pub fn text(field: &str, raw: &str, max: usize, required: bool) -> Result<String, ApiError> {
+    let value = raw.trim();
+    if required && value.is_empty() {
+        return Err(ApiError::field(field, "is required"));
+    }
+    if value.chars().count() > max {
+        return Err(ApiError::field(field, format!("must be at most {max} characters")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::field(field, "must not contain control characters"));
+    }
+    Ok(value.to_string())
+}
+
+/// A required field that may be absent from the body.
+pub fn required<'a>(field: &str, value: &'a Option<String>) -> Result<&'a str, ApiError> {
+    value
+        .as_deref()
+        .ok_or_else(|| ApiError::field(field, "is required"))
+}
+
+/// Masks all but the last `keep` characters: how phone numbers are shown.
+pub fn mask(value: &str, keep: usize) -> String {
+    let n = value.chars().count();
+    value
+        .chars()
+        .enumerate()
+        .map(|(i, c)| if i + keep < n && c != '+' { '*' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        assert_eq!(email("email", " Ada@Example.com ").unwrap(), "Ada@Example.com");
+        assert!(email("email", "a.b+tag@sub.example.co").is_ok());
+        for bad in [
+            "", "plain", "@example.com", "a@", "a@b", "a b@example.com", "a@exa mple.com",
+            "a@-x.com", "a@x..com", "a:b@example.com",
+        ] {
+            let e = email("email", bad);
+            assert!(e.is_err(), "{bad:?} accepted");
+        }
+        let msg = email("email", "nope").unwrap_err().to_string();
+        assert!(msg.starts_with("email:"), "{msg}");
+        assert!(email("email", &format!("{}@example.com", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn phones() {
+        assert_eq!(phone("phone", "+1 (415) 555-0123").unwrap(), "+14155550123");
+        assert_eq!(phone("phone", "+8613800138000").unwrap(), "+8613800138000");
+        for bad in ["", "14155550123", "+0123456789", "+123", "+1234567890123456", "+1415abc0123"] {
+            assert!(phone("phone", bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn codes_and_text() {
+        assert_eq!(code("code", " 012345 ").unwrap(), "012345");
+        assert!(code("code", "12345").is_err());
+        assert!(code("code", "12345a").is_err());
+        assert_eq!(text("name", " Ada ", 64, true).unwrap(), "Ada");
+        assert!(text("name", "", 64, true).is_err());
+        assert!(text("name", &"é".repeat(65), 64, true).is_err());
+        assert!(text("name", "a\u{0}b", 64, true).is_err());
+    }
+
+    #[test]
+    fn masking_keeps_only_the_tail() {
+        assert_eq!(mask("+14155550123", 4), "+*******0123");
+        assert_eq!(mask("12", 4), "12");
+    }
+}
