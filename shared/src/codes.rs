@@ -56,30 +56,51 @@ pub async fn permit(state: &AppState, ip: &str, channel: &Channel) -> ApiResult<
 /// What a code is for, and to whom it is sent.
 pub struct Issue<'a> {
     pub purpose: Purpose,
+    /// Whose code it is: one pending code per purpose and subject.
     pub subject: &'a str,
-    pub payload: Option<String>,
+    /// A value the code is valid only together with (the phone number being bound).
+    pub bound: Option<&'a str>,
     pub ttl: i64,
     pub channel: Channel,
 }
 
-/// Stores a new code (replacing a pending one) and sends it. If sending fails,
-/// the code and the limiter hits are withdrawn and the client gets 503.
-pub async fn issue(state: &AppState, permit: Permit, issue: Issue<'_>) -> ApiResult<()> {
-    let now = state.now();
-    let code = crate::crypto::random_code();
+fn digest(state: &AppState, purpose: Purpose, subject: &str, bound: Option<&str>, code: &str) -> String {
+    let input = match bound {
+        Some(b) => format!("{code}\0{b}"),
+        None => code.to_string(),
+    };
+    state.keys.code_digest(purpose.as_str(), subject, &input)
+}
+
+/// Stores `code` (or a new random one) for `purpose` and `subject`, replacing a
+/// pending one, and returns it. Only its digest is stored.
+pub async fn store(
+    state: &AppState,
+    purpose: Purpose,
+    subject: &str,
+    bound: Option<&str>,
+    ttl: i64,
+    code: Option<String>,
+) -> ApiResult<String> {
+    let code = code.unwrap_or_else(crate::crypto::random_code);
     let record = Code {
-        purpose: issue.purpose,
-        subject: issue.subject.to_string(),
-        digest: state
-            .keys
-            .code_digest(issue.purpose.as_str(), issue.subject, &code),
+        purpose,
+        subject: subject.to_string(),
+        digest: digest(state, purpose, subject, bound, &code),
         attempts: 0,
-        expires_at: now + issue.ttl,
-        payload: issue.payload,
+        expires_at: state.now() + ttl,
     };
     state.store.put_code(&record).await?;
+    Ok(code)
+}
+
+/// Stores a new code and sends it. If sending fails, the code and the limiter
+/// hits are withdrawn and the client gets 503.
+pub async fn issue(state: &AppState, permit: Permit, issue: Issue<'_>) -> ApiResult<()> {
+    let code = store(state, issue.purpose, issue.subject, issue.bound, issue.ttl, None).await?;
     let message = message(state, issue.purpose, &issue.channel, &code, issue.ttl);
     if let Err(e) = state.notifier.send(&message).await {
+        let now = state.now();
         let _ = state.store.drop_code(issue.purpose, issue.subject).await;
         for key in &permit.keys {
             let _ = state.store.unhit(key, now).await;
@@ -89,9 +110,15 @@ pub async fn issue(state: &AppState, permit: Permit, issue: Issue<'_>) -> ApiRes
     Ok(())
 }
 
-/// Spends a code: `Ok` with its record only if it was right, alive and unspent.
-pub async fn redeem(state: &AppState, purpose: Purpose, subject: &str, code: &str) -> ApiResult<Code> {
-    let digest = state.keys.code_digest(purpose.as_str(), subject, code);
+/// Spends a code: `Ok` only if it was right (for `bound`, if given), alive and unspent.
+pub async fn redeem(
+    state: &AppState,
+    purpose: Purpose,
+    subject: &str,
+    bound: Option<&str>,
+    code: &str,
+) -> ApiResult<Code> {
+    let digest = digest(state, purpose, subject, bound, code);
     match state
         .store
         .redeem_code(

@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::notify::NotifyError;
+use crate::password::PasswordError;
 use crate::store::StoreError;
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -145,6 +146,12 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(detail) => ApiError::Unavailable(detail),
             other => ApiError::Internal(other.to_string()),
         }
+    }
+}
+
+impl From<PasswordError> for ApiError {
+    fn from(e: PasswordError) -> Self {
+        ApiError::Internal(e.to_string())
     }
 }
 

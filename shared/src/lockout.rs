@@ -49,8 +49,8 @@ pub async fn check(state: &AppState, ip: &str, user: Option<&User>, identifier: 
 }
 
 /// Counts a failed attempt against the account (or identifier) and the IP,
-/// and returns the error to answer with.
-pub async fn fail(state: &AppState, ip: &str, key: &FailureKey) -> ApiError {
+/// then answers with `error` (or 503 if it could not be counted).
+pub async fn fail(state: &AppState, ip: &str, key: &FailureKey, error: ApiError) -> ApiError {
     let now = state.now();
     let limits = &state.config.limits;
     let counted = async {
@@ -58,7 +58,7 @@ pub async fn fail(state: &AppState, ip: &str, key: &FailureKey) -> ApiError {
         state.store.hit(&ip_key(ip), &limits.ip_login_failures, now).await
     };
     match counted.await {
-        Ok(_) => ApiError::InvalidCredentials,
+        Ok(_) => error,
         Err(e) => e.into(),
     }
 }

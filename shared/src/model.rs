@@ -95,8 +95,6 @@ pub struct Code {
     pub digest: String,
     pub attempts: u32,
     pub expires_at: Timestamp,
-    /// What the code was issued for, when that is not the subject (the phone being bound).
-    pub payload: Option<String>,
 }
 
 /// Whose consecutive login failures are counted: an account, or an identifier

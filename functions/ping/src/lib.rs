@@ -1,1 +1,70 @@
+//! `GET /`: who answered, the caller's IP, the time, the redacted configuration
+//! outside release mode; and the XSRF cookies every later write must echo.
 
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{AppendHeaders, IntoResponse};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use shared::clock::rfc3339;
+use shared::config::Mode;
+use shared::http::{Client, cookies};
+use shared::{AppState, crypto};
+
+/// How long the XSRF cookies last: a week, refreshed by every ping.
+const XSRF_MAX_AGE: i64 = 7 * 86_400;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/", get(ping))
+}
+
+/// A salt we issued: 22 URL-safe base64 characters (128 bits).
+fn valid_salt(salt: &str) -> bool {
+    salt.len() == 22
+        && salt
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+async fn ping(State(state): State<AppState>, client: Client, headers: HeaderMap) -> impl IntoResponse {
+    // Keep a salt the browser already holds so open tabs keep a valid token.
+    let salt = cookies::get(&headers, cookies::XSRF_SALT)
+        .filter(|s| valid_salt(s))
+        .map_or_else(crypto::new_session_id, str::to_string);
+    let token = state.keys.xsrf_token(&salt);
+    let config = &state.config;
+    let mut body = json!({
+        "name": config.name,
+        "ip": client.ip,
+        "now": rfc3339(state.now()),
+    });
+    if config.mode != Mode::Release {
+        body["values"] = config.redacted();
+    }
+    (
+        AppendHeaders([
+            (
+                header::SET_COOKIE,
+                cookies::set(config, cookies::XSRF_SALT, &salt, XSRF_MAX_AGE, true),
+            ),
+            (
+                header::SET_COOKIE,
+                cookies::set(config, cookies::XSRF_TOKEN, &token, XSRF_MAX_AGE, false),
+            ),
+        ]),
+        Json(body),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn salts() {
+        assert!(valid_salt(&crypto::new_session_id()));
+        assert!(!valid_salt("short"));
+        assert!(!valid_salt("aaaaaaaaaaaaaaaaaaaa;b"));
+    }
+}

@@ -1,1 +1,77 @@
+//! Password reset by mail: a code to the account's address, exchanged with a
+//! new password. Reveals nothing about whether an address has an account.
 
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use shared::codes::{self, Channel, Issue};
+use shared::http::{Client, Json, Query};
+use shared::model::Purpose;
+use shared::secret::Secret;
+use shared::store::UserChange;
+use shared::{ApiError, ApiResult, AppState, password, validate};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/forget_code", get(forget_code))
+        .route("/forget_reset", post(forget_reset))
+}
+
+#[derive(Deserialize)]
+struct EmailQuery {
+    email: String,
+}
+
+/// Mails a reset code. 204 whether or not the address has an active account;
+/// only an active account is sent anything.
+async fn forget_code(State(state): State<AppState>, client: Client, Query(q): Query<EmailQuery>) -> ApiResult<StatusCode> {
+    let email = validate::email("email", &q.email)?;
+    let channel = Channel::Mail(email.clone());
+    let permit = codes::permit(&state, &client.ip, &channel).await?;
+    if let Some(user) = state.store.user_by_email(&email).await?
+        && user.active
+    {
+        let subject = email.to_lowercase();
+        let issue = Issue {
+            purpose: Purpose::PasswordReset,
+            subject: &subject,
+            bound: None,
+            ttl: state.config.lifetimes.mail_code,
+            channel: Channel::Mail(user.email),
+        };
+        codes::issue(&state, permit, issue).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct Reset {
+    email: String,
+    code: Secret<String>,
+    password: Secret<String>,
+}
+
+/// Sets a new password with a mailed code and ends every session of the account.
+/// The password is checked before the code, so a refused password spends nothing.
+async fn forget_reset(State(state): State<AppState>, Json(body): Json<Reset>) -> ApiResult<StatusCode> {
+    let email = validate::email("email", &body.email)?;
+    let code = validate::code("code", body.code.expose())?;
+    if let Some(why) = password::policy_violation(body.password.expose()) {
+        return Err(ApiError::WeakPassword(why));
+    }
+    codes::redeem(&state, Purpose::PasswordReset, &email.to_lowercase(), None, &code).await?;
+    let user = state
+        .store
+        .user_by_email(&email)
+        .await?
+        .ok_or(ApiError::InvalidCode)?;
+    let hash = state.passwords.hash(body.password.expose()).await?;
+    state
+        .store
+        .update_user(&user.id, UserChange::Password(hash), state.now())
+        .await?;
+    state.store.end_sessions(&user.id, None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,1 +1,205 @@
+//! Signing in and out: password, SMS and TOTP logins, session verification,
+//! token refresh, logout.
 
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json as JsonResponse, Router};
+use serde::Deserialize;
+use serde_json::json;
+use shared::codes::{self, Channel, Issue};
+use shared::crypto;
+use shared::http::{Auth, Client, Json, Query, cookies};
+use shared::model::{LoginMethod, LoginRecord, Purpose, Session, User};
+use shared::secret::Secret;
+use shared::{ApiError, ApiResult, AppState, lockout, password, totp, validate};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/login", post(login))
+        .route("/login/sms", get(sms_code).post(sms_login))
+        .route("/login/totp", post(totp_login))
+        .route("/verify", get(verify))
+        .route("/refresh_code", get(refresh_code))
+        .route("/refresh_token", get(refresh_token_get).post(refresh_token_post))
+        .route("/logout", post(logout))
+}
+
+fn token_cookie(state: &AppState, jwt: &str) -> HeaderValue {
+    let ttl = state.config.lifetimes.token;
+    cookies::set(&state.config, cookies::TOKEN, jwt, ttl, true)
+}
+
+fn no_content_with(cookie: HeaderValue) -> Response {
+    (StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response()
+}
+
+/// Starts a session for `user` and sets its token cookie.
+async fn sign_in(state: &AppState, user: &User, client: &Client, method: LoginMethod) -> ApiResult<Response> {
+    if !user.active {
+        return Err(ApiError::AccountDisabled);
+    }
+    let now = state.now();
+    let session = Session {
+        user_id: user.id.clone(),
+        id: crypto::new_session_id(),
+        created_at: now,
+        expires_at: now + state.config.lifetimes.session,
+        ip: client.ip.clone(),
+        user_agent: client.user_agent.clone(),
+    };
+    let login = LoginRecord {
+        time: now,
+        ip: client.ip.clone(),
+        user_agent: client.user_agent.clone(),
+        method,
+    };
+    state.store.begin_session(&session, &login).await?;
+    let jwt = state.tokens.issue(&user.id, &session.id, now, state.config.lifetimes.token);
+    Ok(no_content_with(token_cookie(state, &jwt)))
+}
+
+#[derive(Deserialize)]
+struct PasswordLogin {
+    email: String,
+    password: Secret<String>,
+}
+
+async fn login(State(state): State<AppState>, client: Client, Json(body): Json<PasswordLogin>) -> ApiResult<Response> {
+    let email = validate::email("email", &body.email)?;
+    let password = body.password.expose();
+    if password.is_empty() {
+        return Err(ApiError::field("password", "is required"));
+    }
+    if password.chars().count() > password::MAX_LEN {
+        return Err(ApiError::field("password", "must be at most 128 characters"));
+    }
+    let user = state.store.user_by_email(&email).await?;
+    lockout::check(&state, &client.ip, user.as_ref(), &email).await?;
+    let hash = user.as_ref().map(|u| &u.password);
+    let ok = state.passwords.verify(password, hash).await;
+    match user {
+        Some(u) if ok => sign_in(&state, &u, &client, LoginMethod::Password).await,
+        _ => {
+            let key = lockout::failure_key(user.as_ref(), &email);
+            Err(lockout::fail(&state, &client.ip, &key, ApiError::InvalidCredentials).await)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct PhoneQuery {
+    phone: String,
+}
+
+/// Sends a sign-in code to a phone. Answers 204 whether or not an account has
+/// that phone, and sends nothing if none (or a disabled one) does.
+async fn sms_code(State(state): State<AppState>, client: Client, Query(q): Query<PhoneQuery>) -> ApiResult<StatusCode> {
+    let phone = validate::phone("phone", &q.phone)?;
+    let channel = Channel::Sms(phone.clone());
+    let permit = codes::permit(&state, &client.ip, &channel).await?;
+    let user = state.store.user_by_phone(&phone).await?;
+    if user.is_some_and(|u| u.active) {
+        let issue = Issue {
+            purpose: Purpose::SmsLogin,
+            subject: &phone,
+            bound: None,
+            ttl: state.config.lifetimes.sms_code,
+            channel,
+        };
+        codes::issue(&state, permit, issue).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct SmsLogin {
+    phone: String,
+    code: Secret<String>,
+}
+
+async fn sms_login(State(state): State<AppState>, client: Client, Json(body): Json<SmsLogin>) -> ApiResult<Response> {
+    let phone = validate::phone("phone", &body.phone)?;
+    let code = validate::code("code", body.code.expose())?;
+    let user = state.store.user_by_phone(&phone).await?;
+    lockout::check(&state, &client.ip, user.as_ref(), &phone).await?;
+    let redeemed = codes::redeem(&state, Purpose::SmsLogin, &phone, None, &code).await;
+    match (redeemed, &user) {
+        (Ok(_), Some(u)) => sign_in(&state, u, &client, LoginMethod::Sms).await,
+        (Ok(_), None) | (Err(ApiError::InvalidCode), _) => {
+            let key = lockout::failure_key(user.as_ref(), &phone);
+            Err(lockout::fail(&state, &client.ip, &key, ApiError::InvalidCode).await)
+        }
+        (Err(e), _) => Err(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct TotpLogin {
+    email: String,
+    code: Secret<String>,
+}
+
+/// Accepts a code of the current step or one either side, never a step at or
+/// before the last one accepted (the advance is a conditional write).
+async fn totp_login(State(state): State<AppState>, client: Client, Json(body): Json<TotpLogin>) -> ApiResult<Response> {
+    let email = validate::email("email", &body.email)?;
+    let code = validate::code("code", body.code.expose())?;
+    let user = state.store.user_by_email(&email).await?;
+    lockout::check(&state, &client.ip, user.as_ref(), &email).await?;
+    let now = state.now();
+    if let Some(u) = &user
+        && let Some(t) = &u.totp
+        && let Some(step) = totp::matching_step(t.secret.expose(), &code, now)
+        && step > t.last_step
+        && state.store.advance_totp(&u.id, step).await?
+    {
+        return sign_in(&state, u, &client, LoginMethod::Totp).await;
+    }
+    let key = lockout::failure_key(user.as_ref(), &email);
+    Err(lockout::fail(&state, &client.ip, &key, ApiError::InvalidCredentials).await)
+}
+
+async fn verify(_: Auth) -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+/// A one-time code, bound to the caller's session, to exchange for a new token.
+async fn refresh_code(State(state): State<AppState>, auth: Auth) -> ApiResult<impl IntoResponse> {
+    let ttl = state.config.lifetimes.refresh_code;
+    let code = codes::store(&state, Purpose::Refresh, &auth.session_id, None, ttl, None).await?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], JsonResponse(json!({ "code": code }))))
+}
+
+#[derive(Deserialize)]
+struct RefreshBody {
+    code: Secret<String>,
+}
+
+async fn refresh_token_get(state: State<AppState>, auth: Auth, Query(q): Query<RefreshBody>) -> ApiResult<Response> {
+    refresh_token(state, auth, q).await
+}
+
+async fn refresh_token_post(state: State<AppState>, auth: Auth, Json(body): Json<RefreshBody>) -> ApiResult<Response> {
+    refresh_token(state, auth, body).await
+}
+
+/// Exchanges a refresh code for a new token of the same session.
+async fn refresh_token(State(state): State<AppState>, auth: Auth, body: RefreshBody) -> ApiResult<Response> {
+    let code = validate::code("code", body.code.expose())?;
+    codes::redeem(&state, Purpose::Refresh, &auth.session_id, None, &code).await?;
+    let now = state.now();
+    let jwt = state
+        .tokens
+        .issue(&auth.user_id, &auth.session_id, now, state.config.lifetimes.token);
+    Ok(no_content_with(token_cookie(&state, &jwt)))
+}
+
+/// Ends the caller's session, if any, and clears the cookie. Always 204.
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    if let Some(claims) = cookies::get(&headers, cookies::TOKEN).and_then(|t| state.tokens.verify(t, state.now())) {
+        state.store.end_session(&claims.sub, &claims.jti).await?;
+    }
+    Ok(no_content_with(cookies::set(&state.config, cookies::TOKEN, "", 0, true)))
+}

@@ -331,7 +331,7 @@ impl Store for EmbeddedStore {
                 }
                 UserChange::Name(name) => user.name = name,
                 UserChange::Avatar(avatar) => user.avatar = avatar,
-                UserChange::Password(hash) => user.password = hash.into(),
+                UserChange::Password(hash) => user.password = hash,
                 UserChange::Totp(totp) => user.totp = totp,
                 UserChange::Lark(lark) => user.lark = lark,
                 UserChange::Active(active) => user.active = active,

@@ -6,6 +6,7 @@ pub mod embedded;
 use async_trait::async_trait;
 
 use crate::clock::Timestamp;
+use crate::secret::Secret;
 use crate::model::{
     Backoff, Code, FailureKey, LoginRecord, Lockout, Purpose, Rule, Session, Totp, User,
 };
@@ -49,7 +50,7 @@ pub enum UserChange {
     Email(String),
     Name(String),
     Avatar(String),
-    Password(String),
+    Password(Secret<String>),
     Phone(Option<String>),
     Totp(Option<Totp>),
     Lark(Option<serde_json::Value>),
