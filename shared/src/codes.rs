@@ -44,7 +44,12 @@ pub async fn permit(state: &AppState, ip: &str, channel: &Channel) -> ApiResult<
     let ip_key = format!("code-ip:{ip}");
     let to_key = format!("code-to:{}", channel.recipient());
     refuse(state.store.hit(&ip_key, &limits.code_per_ip, now).await?)?;
-    if let Err(e) = refuse(state.store.hit(&to_key, &limits.code_per_recipient, now).await?) {
+    if let Err(e) = refuse(
+        state
+            .store
+            .hit(&to_key, &limits.code_per_recipient, now)
+            .await?,
+    ) {
         state.store.unhit(&ip_key, now).await?;
         return Err(e);
     }
@@ -64,7 +69,13 @@ pub struct Issue<'a> {
     pub channel: Channel,
 }
 
-fn digest(state: &AppState, purpose: Purpose, subject: &str, bound: Option<&str>, code: &str) -> String {
+fn digest(
+    state: &AppState,
+    purpose: Purpose,
+    subject: &str,
+    bound: Option<&str>,
+    code: &str,
+) -> String {
     let input = match bound {
         Some(b) => format!("{code}\0{b}"),
         None => code.to_string(),
@@ -97,7 +108,15 @@ pub async fn store(
 /// Stores a new code and sends it. If sending fails, the code and the limiter
 /// hits are withdrawn and the client gets 503.
 pub async fn issue(state: &AppState, permit: Permit, issue: Issue<'_>) -> ApiResult<()> {
-    let code = store(state, issue.purpose, issue.subject, issue.bound, issue.ttl, None).await?;
+    let code = store(
+        state,
+        issue.purpose,
+        issue.subject,
+        issue.bound,
+        issue.ttl,
+        None,
+    )
+    .await?;
     let message = message(state, issue.purpose, &issue.channel, &code, issue.ttl);
     if let Err(e) = state.notifier.send(&message).await {
         let now = state.now();

@@ -150,8 +150,9 @@ impl Reader<'_> {
         match raw.trim().parse::<T>() {
             Ok(v) if v >= min && v <= max => v,
             _ => {
-                self.errors
-                    .push(format!("{name} must be a number from {min} to {max}, got {raw:?}"));
+                self.errors.push(format!(
+                    "{name} must be a number from {min} to {max}, got {raw:?}"
+                ));
                 default
             }
         }
@@ -163,7 +164,8 @@ impl Reader<'_> {
             Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => true,
             Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => false,
             Some(v) => {
-                self.errors.push(format!("{name} must be true or false, got {v:?}"));
+                self.errors
+                    .push(format!("{name} must be true or false, got {v:?}"));
                 default
             }
         }
@@ -185,7 +187,8 @@ impl Config {
             "release" => Mode::Release,
             "debug" | "dev" | "development" => Mode::Debug,
             other => {
-                r.errors.push(format!("MODE must be debug or release, got {other:?}"));
+                r.errors
+                    .push(format!("MODE must be debug or release, got {other:?}"));
                 Mode::Debug
             }
         };
@@ -206,24 +209,32 @@ impl Config {
             }
             None => (crate::crypto::random_bytes::<32>().to_vec(), true),
         };
-        let same_site = match r.string("COOKIE_SAMESITE", "lax").to_ascii_lowercase().as_str() {
+        let same_site = match r
+            .string("COOKIE_SAMESITE", "lax")
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "lax" => SameSite::Lax,
             "strict" => SameSite::Strict,
             "none" => SameSite::None,
             other => {
-                r.errors
-                    .push(format!("COOKIE_SAMESITE must be lax, strict or none, got {other:?}"));
+                r.errors.push(format!(
+                    "COOKIE_SAMESITE must be lax, strict or none, got {other:?}"
+                ));
                 SameSite::Lax
             }
         };
         let cookie_secure = r.flag("COOKIE_SECURE", true);
         if same_site == SameSite::None && !cookie_secure {
-            r.errors
-                .push("COOKIE_SAMESITE=none needs COOKIE_SECURE=true (browsers refuse it otherwise)".into());
+            r.errors.push(
+                "COOKIE_SAMESITE=none needs COOKIE_SECURE=true (browsers refuse it otherwise)"
+                    .into(),
+            );
         }
         let namespace = r.string("NAMESPACE", "planx");
         if namespace.trim().is_empty() || namespace.contains(':') {
-            r.errors.push("NAMESPACE must be non-empty and contain no ':'".into());
+            r.errors
+                .push("NAMESPACE must be non-empty and contain no ':'".into());
         }
         let name = vars
             .var("NAME")

@@ -104,8 +104,16 @@ mod tests {
     #[test]
     fn codes_are_six_digits_and_vary() {
         let codes: std::collections::HashSet<String> = (0..50).map(|_| random_code()).collect();
-        assert!(codes.iter().all(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit())));
-        assert!(codes.len() > 40, "50 codes gave only {} distinct", codes.len());
+        assert!(
+            codes
+                .iter()
+                .all(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit()))
+        );
+        assert!(
+            codes.len() > 40,
+            "50 codes gave only {} distinct",
+            codes.len()
+        );
     }
 
     #[test]

@@ -68,8 +68,15 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            InvalidField { .. } | InvalidJson(_) | InvalidCredentials | AccountDisabled
-            | InvalidCode | WeakPassword(_) | WrongPassword | EmailTaken | PhoneTaken
+            InvalidField { .. }
+            | InvalidJson(_)
+            | InvalidCredentials
+            | AccountDisabled
+            | InvalidCode
+            | WeakPassword(_)
+            | WrongPassword
+            | EmailTaken
+            | PhoneTaken
             | InvalidTotp => StatusCode::BAD_REQUEST,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -120,7 +127,9 @@ struct Body<'a> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
-            ApiError::Unavailable(detail) => tracing::error!(error = %detail, "backend unavailable"),
+            ApiError::Unavailable(detail) => {
+                tracing::error!(error = %detail, "backend unavailable")
+            }
             ApiError::Internal(detail) => tracing::error!(error = %detail, "internal error"),
             _ => {}
         }

@@ -1,6 +1,7 @@
 //! The library every planx function shares: configuration, errors, auth
 //! primitives, the store and notifier traits with their backends, and HTTP glue.
 
+pub mod accounts;
 pub mod clock;
 pub mod codes;
 pub mod config;

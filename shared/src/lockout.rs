@@ -20,11 +20,18 @@ pub fn failure_key(user: Option<&User>, identifier: &str) -> FailureKey {
 
 /// Refuses the attempt (429) while the IP is over its cap or the account (or
 /// the unknown identifier, identically) is backing off.
-pub async fn check(state: &AppState, ip: &str, user: Option<&User>, identifier: &str) -> ApiResult<()> {
+pub async fn check(
+    state: &AppState,
+    ip: &str,
+    user: Option<&User>,
+    identifier: &str,
+) -> ApiResult<()> {
     let now = state.now();
     let limits = &state.config.limits;
-    if let Decision::Refused { retry_after } =
-        state.store.peek(&ip_key(ip), &limits.ip_login_failures, now).await?
+    if let Decision::Refused { retry_after } = state
+        .store
+        .peek(&ip_key(ip), &limits.ip_login_failures, now)
+        .await?
     {
         return Err(ApiError::TooManyRequests { retry_after });
     }
@@ -54,8 +61,14 @@ pub async fn fail(state: &AppState, ip: &str, key: &FailureKey, error: ApiError)
     let now = state.now();
     let limits = &state.config.limits;
     let counted = async {
-        state.store.record_failure(key, &limits.backoff, now).await?;
-        state.store.hit(&ip_key(ip), &limits.ip_login_failures, now).await
+        state
+            .store
+            .record_failure(key, &limits.backoff, now)
+            .await?;
+        state
+            .store
+            .hit(&ip_key(ip), &limits.ip_login_failures, now)
+            .await
     };
     match counted.await {
         Ok(_) => error,

@@ -156,7 +156,11 @@ mod tests {
     #[test]
     fn policy() {
         assert!(policy_violation("short").unwrap().contains("at least 8"));
-        assert!(policy_violation(&"x".repeat(129)).unwrap().contains("at most 128"));
+        assert!(
+            policy_violation(&"x".repeat(129))
+                .unwrap()
+                .contains("at most 128")
+        );
         assert!(policy_violation("Password1").unwrap().contains("common"));
         assert!(policy_violation("QWERTYUIOP").unwrap().contains("common"));
         assert_eq!(policy_violation("correct horse battery staple"), None);
@@ -186,7 +190,10 @@ mod tests {
     async fn hashes_with_configured_params_and_round_trips() {
         let p = cheap();
         let h = p.hash("a fine passphrase").await.unwrap();
-        assert!(h.expose().starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{h:?}");
+        assert!(
+            h.expose().starts_with("$argon2id$v=19$m=64,t=1,p=1$"),
+            "{h:?}"
+        );
         assert!(p.verify("a fine passphrase", Some(&h)).await);
         assert!(!p.verify("a fine passphrasE", Some(&h)).await);
         let again = p.hash("a fine passphrase").await.unwrap();

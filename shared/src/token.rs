@@ -84,7 +84,10 @@ mod tests {
         let t = tokens();
         let jwt = t.issue("u1", "s1", NOW, 7200);
         let c = t.verify(&jwt, NOW + 10).unwrap();
-        assert_eq!((c.sub.as_str(), c.jti.as_str(), c.exp), ("u1", "s1", NOW + 7200));
+        assert_eq!(
+            (c.sub.as_str(), c.jti.as_str(), c.exp),
+            ("u1", "s1", NOW + 7200)
+        );
     }
 
     #[test]

@@ -90,7 +90,10 @@ mod tests {
     fn url_round_trip_and_skew() {
         let secret = new_secret();
         let uri = url(&secret, "planx", "ada@example.com").unwrap();
-        assert!(uri.starts_with("otpauth://totp/planx:ada%40example.com?"), "{uri}");
+        assert!(
+            uri.starts_with("otpauth://totp/planx:ada%40example.com?"),
+            "{uri}"
+        );
         assert!(uri.contains("issuer=planx"));
         assert_eq!(secret_from_url(&uri).unwrap(), secret);
 

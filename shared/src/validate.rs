@@ -84,10 +84,16 @@ pub fn text(field: &str, raw: &str, max: usize, required: bool) -> Result<String
         return Err(ApiError::field(field, "is required"));
     }
     if value.chars().count() > max {
-        return Err(ApiError::field(field, format!("must be at most {max} characters")));
+        return Err(ApiError::field(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
     if value.chars().any(char::is_control) {
-        return Err(ApiError::field(field, "must not contain control characters"));
+        return Err(ApiError::field(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(value.to_string())
 }
@@ -115,11 +121,22 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(email("email", " Ada@Example.com ").unwrap(), "Ada@Example.com");
+        assert_eq!(
+            email("email", " Ada@Example.com ").unwrap(),
+            "Ada@Example.com"
+        );
         assert!(email("email", "a.b+tag@sub.example.co").is_ok());
         for bad in [
-            "", "plain", "@example.com", "a@", "a@b", "a b@example.com", "a@exa mple.com",
-            "a@-x.com", "a@x..com", "a:b@example.com",
+            "",
+            "plain",
+            "@example.com",
+            "a@",
+            "a@b",
+            "a b@example.com",
+            "a@exa mple.com",
+            "a@-x.com",
+            "a@x..com",
+            "a:b@example.com",
         ] {
             let e = email("email", bad);
             assert!(e.is_err(), "{bad:?} accepted");
@@ -133,7 +150,14 @@ mod tests {
     fn phones() {
         assert_eq!(phone("phone", "+1 (415) 555-0123").unwrap(), "+14155550123");
         assert_eq!(phone("phone", "+8613800138000").unwrap(), "+8613800138000");
-        for bad in ["", "14155550123", "+0123456789", "+123", "+1234567890123456", "+1415abc0123"] {
+        for bad in [
+            "",
+            "14155550123",
+            "+0123456789",
+            "+123",
+            "+1234567890123456",
+            "+1415abc0123",
+        ] {
             assert!(phone("phone", bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -28,13 +28,18 @@ fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
 }
 
-async fn options(State(state): State<AppState>, Query(q): Query<OptionsQuery>) -> ApiResult<impl IntoResponse> {
+async fn options(
+    State(state): State<AppState>,
+    Query(q): Query<OptionsQuery>,
+) -> ApiResult<impl IntoResponse> {
     let c = &state.config;
     let body = match q.kind.trim() {
         "upload" => json!({ "type": c.upload.kind, "url": c.upload.url, "limit": c.upload.limit }),
@@ -68,7 +73,10 @@ mod tests {
 
     #[test]
     fn encodes_query_values() {
-        assert_eq!(encode("https://a.b/c?d=e f"), "https%3A%2F%2Fa.b%2Fc%3Fd%3De%20f");
+        assert_eq!(
+            encode("https://a.b/c?d=e f"),
+            "https%3A%2F%2Fa.b%2Fc%3Fd%3De%20f"
+        );
         assert_eq!(encode("cli_a1-B2.~"), "cli_a1-B2.~");
     }
 }

@@ -27,7 +27,11 @@ fn valid_salt(salt: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-async fn ping(State(state): State<AppState>, client: Client, headers: HeaderMap) -> impl IntoResponse {
+async fn ping(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+) -> impl IntoResponse {
     // Keep a salt the browser already holds so open tabs keep a valid token.
     let salt = cookies::get(&headers, cookies::XSRF_SALT)
         .filter(|s| valid_salt(s))

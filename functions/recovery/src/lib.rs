@@ -26,7 +26,11 @@ struct EmailQuery {
 
 /// Mails a reset code. 204 whether or not the address has an active account;
 /// only an active account is sent anything.
-async fn forget_code(State(state): State<AppState>, client: Client, Query(q): Query<EmailQuery>) -> ApiResult<StatusCode> {
+async fn forget_code(
+    State(state): State<AppState>,
+    client: Client,
+    Query(q): Query<EmailQuery>,
+) -> ApiResult<StatusCode> {
     let email = validate::email("email", &q.email)?;
     let channel = Channel::Mail(email.clone());
     let permit = codes::permit(&state, &client.ip, &channel).await?;
@@ -55,13 +59,23 @@ struct Reset {
 
 /// Sets a new password with a mailed code and ends every session of the account.
 /// The password is checked before the code, so a refused password spends nothing.
-async fn forget_reset(State(state): State<AppState>, Json(body): Json<Reset>) -> ApiResult<StatusCode> {
+async fn forget_reset(
+    State(state): State<AppState>,
+    Json(body): Json<Reset>,
+) -> ApiResult<StatusCode> {
     let email = validate::email("email", &body.email)?;
     let code = validate::code("code", body.code.expose())?;
     if let Some(why) = password::policy_violation(body.password.expose()) {
         return Err(ApiError::WeakPassword(why));
     }
-    codes::redeem(&state, Purpose::PasswordReset, &email.to_lowercase(), None, &code).await?;
+    codes::redeem(
+        &state,
+        Purpose::PasswordReset,
+        &email.to_lowercase(),
+        None,
+        &code,
+    )
+    .await?;
     let user = state
         .store
         .user_by_email(&email)

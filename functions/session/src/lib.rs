@@ -22,7 +22,10 @@ pub fn router() -> Router<AppState> {
         .route("/login/totp", post(totp_login))
         .route("/verify", get(verify))
         .route("/refresh_code", get(refresh_code))
-        .route("/refresh_token", get(refresh_token_get).post(refresh_token_post))
+        .route(
+            "/refresh_token",
+            get(refresh_token_get).post(refresh_token_post),
+        )
         .route("/logout", post(logout))
 }
 
@@ -36,7 +39,12 @@ fn no_content_with(cookie: HeaderValue) -> Response {
 }
 
 /// Starts a session for `user` and sets its token cookie.
-async fn sign_in(state: &AppState, user: &User, client: &Client, method: LoginMethod) -> ApiResult<Response> {
+async fn sign_in(
+    state: &AppState,
+    user: &User,
+    client: &Client,
+    method: LoginMethod,
+) -> ApiResult<Response> {
     if !user.active {
         return Err(ApiError::AccountDisabled);
     }
@@ -56,7 +64,9 @@ async fn sign_in(state: &AppState, user: &User, client: &Client, method: LoginMe
         method,
     };
     state.store.begin_session(&session, &login).await?;
-    let jwt = state.tokens.issue(&user.id, &session.id, now, state.config.lifetimes.token);
+    let jwt = state
+        .tokens
+        .issue(&user.id, &session.id, now, state.config.lifetimes.token);
     Ok(no_content_with(token_cookie(state, &jwt)))
 }
 
@@ -66,14 +76,21 @@ struct PasswordLogin {
     password: Secret<String>,
 }
 
-async fn login(State(state): State<AppState>, client: Client, Json(body): Json<PasswordLogin>) -> ApiResult<Response> {
+async fn login(
+    State(state): State<AppState>,
+    client: Client,
+    Json(body): Json<PasswordLogin>,
+) -> ApiResult<Response> {
     let email = validate::email("email", &body.email)?;
     let password = body.password.expose();
     if password.is_empty() {
         return Err(ApiError::field("password", "is required"));
     }
     if password.chars().count() > password::MAX_LEN {
-        return Err(ApiError::field("password", "must be at most 128 characters"));
+        return Err(ApiError::field(
+            "password",
+            "must be at most 128 characters",
+        ));
     }
     let user = state.store.user_by_email(&email).await?;
     lockout::check(&state, &client.ip, user.as_ref(), &email).await?;
@@ -95,7 +112,11 @@ struct PhoneQuery {
 
 /// Sends a sign-in code to a phone. Answers 204 whether or not an account has
 /// that phone, and sends nothing if none (or a disabled one) does.
-async fn sms_code(State(state): State<AppState>, client: Client, Query(q): Query<PhoneQuery>) -> ApiResult<StatusCode> {
+async fn sms_code(
+    State(state): State<AppState>,
+    client: Client,
+    Query(q): Query<PhoneQuery>,
+) -> ApiResult<StatusCode> {
     let phone = validate::phone("phone", &q.phone)?;
     let channel = Channel::Sms(phone.clone());
     let permit = codes::permit(&state, &client.ip, &channel).await?;
@@ -119,7 +140,11 @@ struct SmsLogin {
     code: Secret<String>,
 }
 
-async fn sms_login(State(state): State<AppState>, client: Client, Json(body): Json<SmsLogin>) -> ApiResult<Response> {
+async fn sms_login(
+    State(state): State<AppState>,
+    client: Client,
+    Json(body): Json<SmsLogin>,
+) -> ApiResult<Response> {
     let phone = validate::phone("phone", &body.phone)?;
     let code = validate::code("code", body.code.expose())?;
     let user = state.store.user_by_phone(&phone).await?;
@@ -143,7 +168,11 @@ struct TotpLogin {
 
 /// Accepts a code of the current step or one either side, never a step at or
 /// before the last one accepted (the advance is a conditional write).
-async fn totp_login(State(state): State<AppState>, client: Client, Json(body): Json<TotpLogin>) -> ApiResult<Response> {
+async fn totp_login(
+    State(state): State<AppState>,
+    client: Client,
+    Json(body): Json<TotpLogin>,
+) -> ApiResult<Response> {
     let email = validate::email("email", &body.email)?;
     let code = validate::code("code", body.code.expose())?;
     let user = state.store.user_by_email(&email).await?;
@@ -169,7 +198,10 @@ async fn verify(_: Auth) -> StatusCode {
 async fn refresh_code(State(state): State<AppState>, auth: Auth) -> ApiResult<impl IntoResponse> {
     let ttl = state.config.lifetimes.refresh_code;
     let code = codes::store(&state, Purpose::Refresh, &auth.session_id, None, ttl, None).await?;
-    Ok(([(header::CACHE_CONTROL, "no-store")], JsonResponse(json!({ "code": code }))))
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        JsonResponse(json!({ "code": code })),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -177,29 +209,52 @@ struct RefreshBody {
     code: Secret<String>,
 }
 
-async fn refresh_token_get(state: State<AppState>, auth: Auth, Query(q): Query<RefreshBody>) -> ApiResult<Response> {
+async fn refresh_token_get(
+    state: State<AppState>,
+    auth: Auth,
+    Query(q): Query<RefreshBody>,
+) -> ApiResult<Response> {
     refresh_token(state, auth, q).await
 }
 
-async fn refresh_token_post(state: State<AppState>, auth: Auth, Json(body): Json<RefreshBody>) -> ApiResult<Response> {
+async fn refresh_token_post(
+    state: State<AppState>,
+    auth: Auth,
+    Json(body): Json<RefreshBody>,
+) -> ApiResult<Response> {
     refresh_token(state, auth, body).await
 }
 
 /// Exchanges a refresh code for a new token of the same session.
-async fn refresh_token(State(state): State<AppState>, auth: Auth, body: RefreshBody) -> ApiResult<Response> {
+async fn refresh_token(
+    State(state): State<AppState>,
+    auth: Auth,
+    body: RefreshBody,
+) -> ApiResult<Response> {
     let code = validate::code("code", body.code.expose())?;
     codes::redeem(&state, Purpose::Refresh, &auth.session_id, None, &code).await?;
     let now = state.now();
-    let jwt = state
-        .tokens
-        .issue(&auth.user_id, &auth.session_id, now, state.config.lifetimes.token);
+    let jwt = state.tokens.issue(
+        &auth.user_id,
+        &auth.session_id,
+        now,
+        state.config.lifetimes.token,
+    );
     Ok(no_content_with(token_cookie(&state, &jwt)))
 }
 
 /// Ends the caller's session, if any, and clears the cookie. Always 204.
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    if let Some(claims) = cookies::get(&headers, cookies::TOKEN).and_then(|t| state.tokens.verify(t, state.now())) {
+    if let Some(claims) =
+        cookies::get(&headers, cookies::TOKEN).and_then(|t| state.tokens.verify(t, state.now()))
+    {
         state.store.end_session(&claims.sub, &claims.jti).await?;
     }
-    Ok(no_content_with(cookies::set(&state.config, cookies::TOKEN, "", 0, true)))
+    Ok(no_content_with(cookies::set(
+        &state.config,
+        cookies::TOKEN,
+        "",
+        0,
+        true,
+    )))
 }

@@ -86,9 +86,16 @@ struct SetProfile {
     avatar: Option<String>,
 }
 
-async fn set_profile(State(state): State<AppState>, auth: Auth, Json(body): Json<SetProfile>) -> ApiResult<StatusCode> {
+async fn set_profile(
+    State(state): State<AppState>,
+    auth: Auth,
+    Json(body): Json<SetProfile>,
+) -> ApiResult<StatusCode> {
     let update = match body.key.trim().to_ascii_lowercase().as_str() {
-        "email" => UserChange::Email(validate::email("email", validate::required("email", &body.email)?)?),
+        "email" => UserChange::Email(validate::email(
+            "email",
+            validate::required("email", &body.email)?,
+        )?),
         "name" => UserChange::Name(validate::text(
             "name",
             validate::required("name", &body.name)?,
@@ -125,7 +132,11 @@ async fn set_password(
     }
     let user = load(&state, &auth).await?;
     lockout::check(&state, &client.ip, Some(&user), &user.email).await?;
-    if !state.passwords.verify(body.old.expose(), Some(&user.password)).await {
+    if !state
+        .passwords
+        .verify(body.old.expose(), Some(&user.password))
+        .await
+    {
         let key = lockout::failure_key(Some(&user), &user.email);
         return Err(lockout::fail(&state, &client.ip, &key, ApiError::WrongPassword).await);
     }
@@ -175,10 +186,21 @@ struct BindPhone {
     code: Secret<String>,
 }
 
-async fn bind_phone(State(state): State<AppState>, auth: Auth, Json(body): Json<BindPhone>) -> ApiResult<StatusCode> {
+async fn bind_phone(
+    State(state): State<AppState>,
+    auth: Auth,
+    Json(body): Json<BindPhone>,
+) -> ApiResult<StatusCode> {
     let phone = validate::phone("phone", &body.phone)?;
     let code = validate::code("code", body.code.expose())?;
-    codes::redeem(&state, Purpose::PhoneBind, &auth.user_id, Some(&phone), &code).await?;
+    codes::redeem(
+        &state,
+        Purpose::PhoneBind,
+        &auth.user_id,
+        Some(&phone),
+        &code,
+    )
+    .await?;
     change(&state, &auth, UserChange::Phone(Some(phone))).await
 }
 
@@ -190,7 +212,15 @@ async fn totp_url(State(state): State<AppState>, auth: Auth) -> ApiResult<JsonRe
     let uri = totp::url(&secret, &state.config.namespace, &user.email)
         .ok_or_else(|| ApiError::Internal("could not build an otpauth URI".into()))?;
     let ttl = state.config.lifetimes.totp_bind;
-    codes::store(&state, Purpose::TotpBind, &auth.user_id, None, ttl, Some(secret)).await?;
+    codes::store(
+        &state,
+        Purpose::TotpBind,
+        &auth.user_id,
+        None,
+        ttl,
+        Some(secret),
+    )
+    .await?;
     Ok(JsonResponse(json!({ "totp": uri })))
 }
 
@@ -202,7 +232,11 @@ struct BindTotp {
 
 /// Binds the pending secret once the app shows two codes of consecutive steps,
 /// the later one no older than the previous step.
-async fn bind_totp(State(state): State<AppState>, auth: Auth, Json(body): Json<BindTotp>) -> ApiResult<StatusCode> {
+async fn bind_totp(
+    State(state): State<AppState>,
+    auth: Auth,
+    Json(body): Json<BindTotp>,
+) -> ApiResult<StatusCode> {
     let secret = totp::secret_from_url(body.totp.expose())
         .ok_or_else(|| ApiError::field("totp", "is not an otpauth://totp URI"))?;
     let [first, second] = body.tss.as_slice() else {
@@ -233,7 +267,11 @@ async fn bind_totp(State(state): State<AppState>, auth: Auth, Json(body): Json<B
     change(&state, &auth, UserChange::Totp(Some(bound))).await
 }
 
-async fn unset(State(state): State<AppState>, auth: Auth, Path(key): Path<String>) -> ApiResult<StatusCode> {
+async fn unset(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(key): Path<String>,
+) -> ApiResult<StatusCode> {
     let update = match key.to_ascii_lowercase().as_str() {
         "phone" => UserChange::Phone(None),
         "totp" => UserChange::Totp(None),

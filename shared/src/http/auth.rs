@@ -20,7 +20,8 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = cookies::get(&parts.headers, cookies::TOKEN).ok_or(ApiError::Unauthenticated)?;
+        let token =
+            cookies::get(&parts.headers, cookies::TOKEN).ok_or(ApiError::Unauthenticated)?;
         let now = state.now();
         let claims = state
             .tokens

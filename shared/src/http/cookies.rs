@@ -43,7 +43,10 @@ mod tests {
     #[test]
     fn finds_cookies_across_headers() {
         let mut h = HeaderMap::new();
-        h.append(header::COOKIE, HeaderValue::from_static("a=1; TOKEN=abc.def"));
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; TOKEN=abc.def"),
+        );
         h.append(header::COOKIE, HeaderValue::from_static("XSRF-SALT=\"s\""));
         assert_eq!(get(&h, "TOKEN"), Some("abc.def"));
         assert_eq!(get(&h, "XSRF-SALT"), Some("s"));
@@ -54,6 +57,9 @@ mod tests {
     fn set_cookie_attributes() {
         let c = Config::from_vars(&[("COOKIE_SAMESITE", "strict")]).unwrap();
         let v = set(&c, "TOKEN", "x", 60, true);
-        assert_eq!(v, "TOKEN=x; Path=/; Max-Age=60; SameSite=Strict; HttpOnly; Secure");
+        assert_eq!(
+            v,
+            "TOKEN=x; Path=/; Max-Age=60; SameSite=Strict; HttpOnly; Secure"
+        );
     }
 }

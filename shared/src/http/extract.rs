@@ -48,8 +48,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 let field = message
                     .strip_prefix("missing field `")
                     .and_then(|r| r.strip_suffix('`'))
-                    .map(|f| if path == "." { f.to_string() } else { format!("{path}.{f}") })
-                    .unwrap_or(if path == "." { "body".to_string() } else { path });
+                    .map(|f| {
+                        if path == "." {
+                            f.to_string()
+                        } else {
+                            format!("{path}.{f}")
+                        }
+                    })
+                    .unwrap_or(if path == "." {
+                        "body".to_string()
+                    } else {
+                        path
+                    });
                 ApiError::field(field, message)
             }
             _ => ApiError::InvalidJson(format!("malformed JSON: {message}")),
@@ -70,14 +80,12 @@ where
                 "send the body as Content-Type: application/json".into(),
             ));
         }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| match e {
-                BytesRejection::FailedToBufferBody(_) if e.status().as_u16() == 413 => {
-                    ApiError::PayloadTooLarge(BODY_LIMIT)
-                }
-                other => ApiError::InvalidJson(other.body_text()),
-            })?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| match e {
+            BytesRejection::FailedToBufferBody(_) if e.status().as_u16() == 413 => {
+                ApiError::PayloadTooLarge(BODY_LIMIT)
+            }
+            other => ApiError::InvalidJson(other.body_text()),
+        })?;
         parse_json(&bytes).map(Json)
     }
 }

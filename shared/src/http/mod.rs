@@ -98,11 +98,10 @@ async fn log_request(req: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let request_id = req
-        .extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_default();
+    let request_id = req.extensions().get::<RequestId>().map_or_else(
+        || crate::crypto::hex(&crate::crypto::random_bytes::<8>()),
+        |r| r.0.clone(),
+    );
     let response = next.run(req).await;
     tracing::info!(
         request_id,

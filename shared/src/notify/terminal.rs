@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Message, NotifyError, Notifier};
+use super::{Message, Notifier, NotifyError};
 
 const KEPT: usize = 256;
 
@@ -55,8 +55,13 @@ impl Notifier for TerminalNotifier {
         if !self.quiet {
             let line = match message {
                 Message::Sms { to, text } => format!("[outbox] SMS to {to}: {text}"),
-                Message::Mail { to, subject, text, .. } => {
-                    format!("[outbox] mail to {to}: {subject}: {}", text.replace('\n', " "))
+                Message::Mail {
+                    to, subject, text, ..
+                } => {
+                    format!(
+                        "[outbox] mail to {to}: {subject}: {}",
+                        text.replace('\n', " ")
+                    )
                 }
             };
             eprintln!("{line}");

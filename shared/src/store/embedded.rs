@@ -368,7 +368,13 @@ impl Store for EmbeddedStore {
                     .unwrap_or_default();
                 let lockout = backoff.after_failure(current, now);
                 let expires_at = lockout.locked_until.max(now) + UNKNOWN_FAILURE_MEMORY;
-                tx.put(&key, &Failures { lockout, expires_at })?;
+                tx.put(
+                    &key,
+                    &Failures {
+                        lockout,
+                        expires_at,
+                    },
+                )?;
                 Ok(lockout)
             }
         })

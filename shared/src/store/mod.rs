@@ -6,10 +6,10 @@ pub mod embedded;
 use async_trait::async_trait;
 
 use crate::clock::Timestamp;
-use crate::secret::Secret;
 use crate::model::{
-    Backoff, Code, FailureKey, LoginRecord, Lockout, Purpose, Rule, Session, Totp, User,
+    Backoff, Code, FailureKey, Lockout, LoginRecord, Purpose, Rule, Session, Totp, User,
 };
+use crate::secret::Secret;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -98,8 +98,12 @@ pub trait Store: Send + Sync + 'static {
     /// Records a login: stores the session, appends history, counts it, clears failures.
     async fn begin_session(&self, session: &Session, login: &LoginRecord) -> StoreResult<()>;
     /// A live session (expired ones read as `None`).
-    async fn session(&self, user_id: &str, id: &str, now: Timestamp)
-    -> StoreResult<Option<Session>>;
+    async fn session(
+        &self,
+        user_id: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<Session>>;
     /// Slides a live session's expiry; `false` when it no longer exists.
     async fn renew_session(
         &self,

@@ -1,0 +1,120 @@
+//! `planx serve`: every function's router on one local port, on the embedded store.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use shared::AppState;
+use shared::accounts::{self, AccountError, NewUser};
+use shared::config::Config;
+use shared::notify::terminal::TerminalNotifier;
+use shared::store::Store;
+use shared::store::embedded::EmbeddedStore;
+
+use crate::StoreArgs;
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PLANX_HOST", default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on.
+    #[arg(long, env = "PLANX_PORT", default_value_t = 3000)]
+    port: u16,
+    /// Keep everything in memory: nothing survives a restart.
+    #[arg(long)]
+    memory: bool,
+    /// Create this account at start if its email is free (repeatable).
+    #[arg(long = "user", value_name = "EMAIL:PASSWORD")]
+    users: Vec<String>,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 3000,
+            memory: false,
+            users: vec![],
+        }
+    }
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub async fn run(args: ServeArgs, store_args: &StoreArgs) -> Result<(), String> {
+    init_logs();
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    let (store, where_): (Arc<dyn Store>, String) = if args.memory {
+        (
+            Arc::new(EmbeddedStore::in_memory()),
+            "in memory (nothing is kept)".into(),
+        )
+    } else {
+        let store = EmbeddedStore::open(&store_args.data).map_err(|e| e.to_string())?;
+        (Arc::new(store), store_args.data.display().to_string())
+    };
+    if config.key_generated {
+        eprintln!(
+            "warning: KEY is not set, so a throwaway signing key is in use: sessions end when the server stops. Set KEY (32+ bytes) to keep them."
+        );
+    }
+    let state = AppState::with_system_clock(config, store, Arc::new(TerminalNotifier::new()))
+        .map_err(|e| e.to_string())?;
+    for spec in &args.users {
+        add_startup_user(&state, spec).await?;
+    }
+
+    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
+        .parse()
+        .map_err(|e| format!("--host/--port: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let base = format!("http://localhost:{}", local.port());
+    eprintln!("planx is serving the API on http://{local} ({base}); store: {where_}");
+    eprintln!("codes sent by SMS or mail are printed here as [outbox] lines");
+    eprintln!("sign in (see the README's walk-through):");
+    eprintln!("  curl -s -c jar -b jar {base}/ >/dev/null");
+    eprintln!(
+        "  curl -i -c jar -b jar -H \"X-XSRF-TOKEN: $(awk '$6==\"XSRF-TOKEN\"{{print $7}}' jar)\" -H 'Content-Type: application/json' -d '{{\"email\":\"EMAIL\",\"password\":\"PASSWORD\"}}' {base}/login"
+    );
+
+    let app = planx::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// `--user EMAIL:PASSWORD`: created if the email is free, left alone if not.
+async fn add_startup_user(state: &AppState, spec: &str) -> Result<(), String> {
+    let (email, password) = spec
+        .split_once(':')
+        .ok_or_else(|| format!("--user {spec:?}: expected EMAIL:PASSWORD"))?;
+    let new = NewUser {
+        email: email.into(),
+        password: password.into(),
+        ..NewUser::default()
+    };
+    match accounts::create(state.store.as_ref(), &state.passwords, new, state.now()).await {
+        Ok(user) => {
+            eprintln!("created account {} ({})", user.email, user.id);
+            Ok(())
+        }
+        Err(AccountError::Taken(_)) => {
+            eprintln!("account {email} already exists; left as it is");
+            Ok(())
+        }
+        Err(e) => Err(format!("--user {email}: {e}")),
+    }
+}

@@ -1,0 +1,304 @@
+//! `TestApp`: the whole API in-process (tower `oneshot`, no sockets) on a manual
+//! clock, with a cookie jar that behaves like a browser's and automatic XSRF headers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use shared::AppState;
+use shared::accounts::{self, NewUser};
+use shared::clock::ManualClock;
+use shared::config::Config;
+use shared::http::SourceIp;
+use shared::model::User;
+use shared::notify::terminal::TerminalNotifier;
+use shared::store::Store;
+use shared::store::embedded::EmbeddedStore;
+use tower::ServiceExt;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+/// 2027-01-15T08:00:00Z, a step boundary for TOTP (divisible by 30).
+pub const START: i64 = 1_800_000_000;
+pub const USER_AGENT: &str = "planx-tests/1.0";
+
+pub struct TestApp {
+    pub state: AppState,
+    pub clock: Arc<ManualClock>,
+    pub notifier: Arc<TerminalNotifier>,
+    router: Router,
+    jar: Mutex<HashMap<String, String>>,
+    ip: Mutex<String>,
+}
+
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl TestResponse {
+    /// The business code of an error body.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or_default()
+    }
+
+    pub fn message(&self) -> &str {
+        self.body["message"].as_str().unwrap_or_default()
+    }
+
+    /// Asserts the status, showing the body when it differs.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> &Self {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
+        self
+    }
+
+    /// Asserts an error response: status, code, and that the message names `needle`.
+    #[track_caller]
+    pub fn expect_error(&self, status: u16, code: &str, needle: &str) -> &Self {
+        self.expect(status);
+        assert_eq!(self.code(), code, "body: {}", self.text);
+        assert!(
+            self.message().contains(needle),
+            "message {:?} should mention {needle:?}",
+            self.message()
+        );
+        self
+    }
+
+    /// The `Set-Cookie` header that sets `name`, if any.
+    pub fn set_cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(&format!("{name}=")))
+            .map(str::to_string)
+    }
+}
+
+/// Variables every test app starts from: cheap Argon2 so tests stay fast.
+const BASE_VARS: [(&str, &str); 3] = [
+    ("KEY", "test-key-test-key-test-key-test-key!"),
+    ("ARGON2_M_COST", "256"),
+    ("ARGON2_T_COST", "1"),
+];
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(&[]).await
+    }
+
+    /// An app whose configuration is the base plus `vars` (later entries win).
+    pub async fn spawn_with(vars: &[(&str, &str)]) -> TestApp {
+        let all: Vec<(String, String)> = vars
+            .iter()
+            .chain(BASE_VARS.iter())
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let config = Config::from_vars(&all).expect("test configuration is valid");
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::in_memory());
+        Self::spawn_on(config, store).await
+    }
+
+    pub async fn spawn_on(config: Config, store: Arc<dyn Store>) -> TestApp {
+        let clock = Arc::new(ManualClock::new(START));
+        let notifier = Arc::new(TerminalNotifier::quiet());
+        let state = AppState::new(config, store, notifier.clone(), clock.clone()).unwrap();
+        TestApp {
+            router: planx::app(state.clone()),
+            state,
+            clock,
+            notifier,
+            jar: Mutex::new(HashMap::new()),
+            ip: Mutex::new("203.0.113.7".into()),
+        }
+    }
+
+    /// A fresh browser (empty cookie jar) on the same server.
+    pub fn new_browser(&self) -> TestApp {
+        TestApp {
+            state: self.state.clone(),
+            clock: self.clock.clone(),
+            notifier: self.notifier.clone(),
+            router: self.router.clone(),
+            jar: Mutex::new(HashMap::new()),
+            ip: Mutex::new(self.ip.lock().unwrap().clone()),
+        }
+    }
+
+    pub async fn add_user(&self, email: &str) -> User {
+        self.add_user_full(email, PASSWORD, None).await
+    }
+
+    pub async fn add_user_full(&self, email: &str, password: &str, phone: Option<&str>) -> User {
+        let new = NewUser {
+            email: email.into(),
+            password: password.into(),
+            name: None,
+            phone: phone.map(Into::into),
+        };
+        accounts::create(
+            self.state.store.as_ref(),
+            &self.state.passwords,
+            new,
+            self.clock_now(),
+        )
+        .await
+        .expect("test account is created")
+    }
+
+    pub async fn user(&self, id: &str) -> User {
+        self.state
+            .store
+            .user(id)
+            .await
+            .unwrap()
+            .expect("user exists")
+    }
+
+    pub fn clock_now(&self) -> i64 {
+        use shared::clock::Clock;
+        self.clock.now()
+    }
+
+    pub fn advance(&self, seconds: i64) {
+        self.clock.advance(seconds);
+    }
+
+    pub fn set_ip(&self, ip: &str) {
+        *self.ip.lock().unwrap() = ip.into();
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.jar.lock().unwrap().get(name).cloned()
+    }
+
+    pub fn set_cookie(&self, name: &str, value: &str) {
+        self.jar.lock().unwrap().insert(name.into(), value.into());
+    }
+
+    pub fn drop_cookie(&self, name: &str) {
+        self.jar.lock().unwrap().remove(name);
+    }
+
+    /// Sends a request as a browser would: jar cookies, and for writes the
+    /// `X-XSRF-TOKEN` header copied from the `XSRF-TOKEN` cookie.
+    pub async fn request(&self, method: Method, path: &str, body: Option<Value>) -> TestResponse {
+        let mut req = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header(header::USER_AGENT, USER_AGENT);
+        let cookies: Vec<String> = self
+            .jar
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if !cookies.is_empty() {
+            req = req.header(header::COOKIE, cookies.join("; "));
+        }
+        if method != Method::GET
+            && let Some(token) = self.cookie("XSRF-TOKEN")
+        {
+            req = req.header("x-xsrf-token", token);
+        }
+        let req = match body {
+            Some(json) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(json.to_string())),
+            None => req.body(Body::empty()),
+        };
+        self.send(req.unwrap()).await
+    }
+
+    /// Sends exactly `req` (plus the client IP), keeping cookies it sets.
+    pub async fn send(&self, mut req: Request<Body>) -> TestResponse {
+        req.extensions_mut()
+            .insert(SourceIp(self.ip.lock().unwrap().clone()));
+        let response = self.router.clone().oneshot(req).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let mut jar = self.jar.lock().unwrap();
+        for v in parts.headers.get_all(header::SET_COOKIE) {
+            let v = v.to_str().unwrap();
+            let (pair, attrs) = v.split_once(';').unwrap_or((v, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            if attrs.contains("Max-Age=0") {
+                jar.remove(name);
+            } else {
+                jar.insert(name.into(), value.into());
+            }
+        }
+        TestResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.request(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> TestResponse {
+        self.request(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> TestResponse {
+        self.request(Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> TestResponse {
+        self.request(Method::DELETE, path, None).await
+    }
+
+    /// `GET /`: gets the XSRF cookies.
+    pub async fn ping(&self) -> TestResponse {
+        self.get("/").await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> TestResponse {
+        self.post(
+            "/login",
+            serde_json::json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
+    /// A server with one account, signed in from this browser.
+    pub async fn signed_in() -> (TestApp, User) {
+        let app = TestApp::spawn().await;
+        let user = app.add_user("ada@example.com").await;
+        app.ping().await.expect(200);
+        app.login("ada@example.com", PASSWORD).await.expect(204);
+        (app, user)
+    }
+
+    /// The code in the latest message sent to `recipient`.
+    pub fn last_code(&self, recipient: &str) -> String {
+        let text = self
+            .notifier
+            .last_to(recipient)
+            .unwrap_or_else(|| panic!("nothing was sent to {recipient}"));
+        shared::codes::code_in(&text).expect("the message carries a code")
+    }
+
+    /// How many messages were sent to `recipient`.
+    pub fn sent_to(&self, recipient: &str) -> usize {
+        self.notifier
+            .outbox()
+            .iter()
+            .filter(|m| m.recipient() == recipient)
+            .count()
+    }
+}
