@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use shared::AppState;
 use shared::accounts::{self, AccountError, NewUser};
+use shared::clock::Clock;
 use shared::config::Config;
 use shared::notify::terminal::TerminalNotifier;
 use shared::store::Store;
@@ -58,6 +59,10 @@ pub async fn run(args: ServeArgs, store_args: &StoreArgs) -> Result<(), String> 
         )
     } else {
         let store = EmbeddedStore::open(&store_args.data).map_err(|e| e.to_string())?;
+        let pruned = store
+            .prune(shared::clock::SystemClock.now())
+            .map_err(|e| e.to_string())?;
+        tracing::debug!(pruned, "dropped expired sessions, codes and limiter state");
         (Arc::new(store), store_args.data.display().to_string())
     };
     if config.key_generated {

@@ -1,1 +1,261 @@
-//! (tests to come)
+//! `/verify`, `/refresh_code`, `/refresh_token`, `/logout`: the life of a session.
+
+use axum::body::Body;
+use axum::http::{Request, header};
+use serde_json::json;
+use shared::http::auth::RENEW_EVERY;
+
+use crate::support::{PASSWORD, TestApp};
+
+#[tokio::test]
+async fn verify_needs_a_live_session() {
+    let (app, _) = TestApp::signed_in().await;
+    app.get("/verify").await.expect(204);
+
+    let stranger = app.new_browser();
+    stranger
+        .get("/verify")
+        .await
+        .expect_error(401, "UNAUTHENTICATED", "not signed in");
+    stranger.set_cookie("TOKEN", "garbage");
+    stranger
+        .get("/verify")
+        .await
+        .expect_error(401, "UNAUTHENTICATED", "");
+}
+
+#[tokio::test]
+async fn tampered_token_is_refused() {
+    let (app, _) = TestApp::signed_in().await;
+    let token = app.cookie("TOKEN").unwrap();
+    let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+    parts[2] = parts[2].chars().rev().collect();
+    app.set_cookie("TOKEN", &parts.join("."));
+    app.get("/verify")
+        .await
+        .expect_error(401, "UNAUTHENTICATED", "");
+}
+
+#[tokio::test]
+async fn idle_session_expires_and_activity_slides_it() {
+    let (app, user) = TestApp::signed_in().await;
+    // Activity at 50 minutes slides the one-hour session past its first hour.
+    app.advance(50 * 60);
+    app.get("/verify").await.expect(204);
+    let session_id = {
+        let t = app.cookie("TOKEN").unwrap();
+        app.state.tokens.verify(&t, app.clock_now()).unwrap().jti
+    };
+    let s = app
+        .state
+        .store
+        .session(&user.id, &session_id, app.clock_now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s.expires_at,
+        app.clock_now() + 3600,
+        "renewed to a full hour"
+    );
+    // Idle for over an hour: the session is gone although the token is not expired.
+    app.advance(3601);
+    app.get("/verify")
+        .await
+        .expect_error(401, "SESSION_ENDED", "sign in again");
+}
+
+#[tokio::test]
+async fn renewal_is_skipped_when_recent() {
+    let (app, user) = TestApp::signed_in().await;
+    let jti = app
+        .state
+        .tokens
+        .verify(&app.cookie("TOKEN").unwrap(), app.clock_now())
+        .unwrap()
+        .jti;
+    let before = app
+        .state
+        .store
+        .session(&user.id, &jti, app.clock_now())
+        .await
+        .unwrap()
+        .unwrap();
+    app.advance(RENEW_EVERY - 1);
+    app.get("/verify").await.expect(204);
+    let same = app
+        .state
+        .store
+        .session(&user.id, &jti, app.clock_now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        same.expires_at, before.expires_at,
+        "no write within a minute"
+    );
+    app.advance(2);
+    app.get("/verify").await.expect(204);
+    let renewed = app
+        .state
+        .store
+        .session(&user.id, &jti, app.clock_now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(renewed.expires_at, app.clock_now() + 3600);
+}
+
+#[tokio::test]
+async fn expired_token_is_refused_even_with_a_live_session() {
+    let (app, _) = TestApp::signed_in().await;
+    for _ in 0..3 {
+        app.advance(35 * 60);
+        app.get("/verify").await.expect(204);
+    }
+    app.advance(20 * 60); // 2 h 5 min after login: token expired, session alive
+    app.get("/verify")
+        .await
+        .expect_error(401, "UNAUTHENTICATED", "");
+}
+
+#[tokio::test]
+async fn refresh_code_exchanges_for_a_new_token_of_the_same_session() {
+    let (app, user) = TestApp::signed_in().await;
+    let old = app.cookie("TOKEN").unwrap();
+    for _ in 0..2 {
+        app.advance(50 * 60);
+        app.get("/verify").await.expect(204);
+    }
+
+    let r = app.get("/refresh_code").await;
+    r.expect(200);
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+    let code = r.body["code"].as_str().unwrap().to_string();
+    assert_eq!(code.len(), 6);
+
+    let r = app.post("/refresh_token", json!({ "code": code })).await;
+    r.expect(204);
+    let new = app.cookie("TOKEN").unwrap();
+    assert_ne!(old, new);
+    let (a, b) = (
+        app.state.tokens.verify(&old, app.clock_now()).unwrap(),
+        app.state.tokens.verify(&new, app.clock_now()).unwrap(),
+    );
+    assert_eq!((a.sub, a.jti.clone()), (user.id.clone(), b.jti.clone()));
+    assert_eq!(b.exp, app.clock_now() + 7200);
+    // The new token outlives the old one.
+    app.advance(30 * 60);
+    app.get("/verify").await.expect(204);
+
+    // Single use.
+    app.post("/refresh_token", json!({ "code": code }))
+        .await
+        .expect_error(400, "INVALID_CODE", "");
+}
+
+#[tokio::test]
+async fn refresh_token_by_get_query_as_the_seed_lists() {
+    let (app, _) = TestApp::signed_in().await;
+    let code = app.get("/refresh_code").await.body["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.get(&format!("/refresh_token?code={code}"))
+        .await
+        .expect(204);
+    app.get("/refresh_token")
+        .await
+        .expect_error(400, "INVALID_FIELD", "code");
+}
+
+#[tokio::test]
+async fn refresh_code_expires_and_is_bound_to_its_session() {
+    let (app, _) = TestApp::signed_in().await;
+    let code = app.get("/refresh_code").await.body["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.advance(16);
+    app.post("/refresh_token", json!({ "code": code }))
+        .await
+        .expect_error(400, "INVALID_CODE", "");
+
+    let code = app.get("/refresh_code").await.body["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other = app.new_browser();
+    other.ping().await;
+    other.login("ada@example.com", PASSWORD).await.expect(204);
+    other
+        .post("/refresh_token", json!({ "code": code }))
+        .await
+        .expect_error(400, "INVALID_CODE", "");
+    // The right session can still use it.
+    app.post("/refresh_token", json!({ "code": code }))
+        .await
+        .expect(204);
+}
+
+#[tokio::test]
+async fn refresh_needs_a_session() {
+    let app = TestApp::spawn().await;
+    app.ping().await;
+    app.get("/refresh_code").await.expect(401);
+    app.post("/refresh_token", json!({ "code": "123456" }))
+        .await
+        .expect(401);
+}
+
+#[tokio::test]
+async fn refresh_code_allows_five_wrong_tries() {
+    let (app, _) = TestApp::signed_in().await;
+    let code = app.get("/refresh_code").await.body["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..5 {
+        app.post("/refresh_token", json!({ "code": wrong }))
+            .await
+            .expect(400);
+    }
+    app.post("/refresh_token", json!({ "code": code }))
+        .await
+        .expect_error(400, "INVALID_CODE", "");
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_and_clears_the_cookie() {
+    let (app, _) = TestApp::signed_in().await;
+    let token = app.cookie("TOKEN").unwrap();
+    let r = app.post("/logout", json!({})).await;
+    r.expect(204);
+    let cleared = r.set_cookie("TOKEN").unwrap();
+    assert!(
+        cleared.starts_with("TOKEN=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+    // Replaying the old token after logout fails: the session is gone server-side.
+    app.set_cookie("TOKEN", &token);
+    app.get("/verify")
+        .await
+        .expect_error(401, "SESSION_ENDED", "");
+}
+
+#[tokio::test]
+async fn logout_without_a_session_still_answers_204() {
+    let app = TestApp::spawn().await;
+    app.ping().await;
+    app.post("/logout", json!({})).await.expect(204);
+    // A body is not required either.
+    let xsrf = app.cookie("XSRF-TOKEN").unwrap();
+    let salt = app.cookie("XSRF-SALT").unwrap();
+    let req = Request::post("/logout")
+        .header("x-xsrf-token", xsrf)
+        .header(header::COOKIE, format!("XSRF-SALT={salt}"))
+        .body(Body::empty())
+        .unwrap();
+    app.send(req).await.expect(204);
+}
