@@ -5,8 +5,12 @@ mod users;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use shared::clock::{Clock, SystemClock};
+use shared::store::Store;
+use shared::store::embedded::EmbeddedStore;
 
 #[derive(Parser)]
 #[command(
@@ -21,7 +25,7 @@ struct Cli {
     command: Option<Command>,
 }
 
-/// Where the embedded store lives.
+/// Which store the command works on.
 #[derive(clap::Args, Clone, Debug)]
 pub struct StoreArgs {
     /// The embedded database file.
@@ -32,6 +36,29 @@ pub struct StoreArgs {
         global = true
     )]
     pub data: PathBuf,
+    /// Use the AWS backend (DynamoDB table TABLE_NAME; SNS and SES for `serve`),
+    /// with the standard AWS configuration (region, credentials, AWS_ENDPOINT_URL).
+    #[arg(long, global = true)]
+    pub aws: bool,
+}
+
+impl StoreArgs {
+    /// Opens the chosen store: the embedded file, or the DynamoDB table.
+    pub async fn open(&self, config: &shared::Config) -> Result<(Arc<dyn Store>, String), String> {
+        if self.aws {
+            let sdk = shared::aws::sdk_config().await;
+            let store = shared::aws::store(&sdk, config);
+            Ok((
+                Arc::new(store),
+                format!("DynamoDB table {}", config.table_name),
+            ))
+        } else {
+            let store = EmbeddedStore::open(&self.data).map_err(|e| e.to_string())?;
+            let pruned = store.prune(SystemClock.now()).map_err(|e| e.to_string())?;
+            tracing::debug!(pruned, "dropped expired sessions, codes and limiter state");
+            Ok((Arc::new(store), self.data.display().to_string()))
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -41,6 +68,26 @@ enum Command {
     /// Manage accounts (there is no public sign-up).
     #[command(subcommand)]
     User(users::UserCommand),
+    /// Manage the DynamoDB table.
+    #[command(subcommand)]
+    Table(TableCommand),
+}
+
+#[derive(Subcommand)]
+enum TableCommand {
+    /// Create TABLE_NAME with its key schema (pk, sk), on-demand billing and TTL on expires_at.
+    Create,
+}
+
+async fn create_table() -> Result<(), String> {
+    let config = shared::Config::from_env().map_err(|e| e.to_string())?;
+    let sdk = shared::aws::sdk_config().await;
+    shared::aws::store(&sdk, &config)
+        .create_table()
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("created table {} (TTL on expires_at)", config.table_name);
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -57,6 +104,7 @@ fn main() -> ExitCode {
             None => serve::run(serve::ServeArgs::default(), &cli.store).await,
             Some(Command::Serve(args)) => serve::run(args, &cli.store).await,
             Some(Command::User(cmd)) => users::run(cmd, &cli.store).await,
+            Some(Command::Table(TableCommand::Create)) => create_table().await,
         }
     });
     match result {

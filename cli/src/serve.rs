@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use shared::AppState;
 use shared::accounts::{self, AccountError, NewUser};
-use shared::clock::Clock;
 use shared::config::Config;
+use shared::notify::Notifier;
 use shared::notify::terminal::TerminalNotifier;
 use shared::store::Store;
 use shared::store::embedded::EmbeddedStore;
@@ -58,20 +58,22 @@ pub async fn run(args: ServeArgs, store_args: &StoreArgs) -> Result<(), String> 
             "in memory (nothing is kept)".into(),
         )
     } else {
-        let store = EmbeddedStore::open(&store_args.data).map_err(|e| e.to_string())?;
-        let pruned = store
-            .prune(shared::clock::SystemClock.now())
-            .map_err(|e| e.to_string())?;
-        tracing::debug!(pruned, "dropped expired sessions, codes and limiter state");
-        (Arc::new(store), store_args.data.display().to_string())
+        store_args.open(&config).await?
+    };
+    let notifier: Arc<dyn Notifier> = if store_args.aws {
+        Arc::new(shared::aws::notifier(
+            &shared::aws::sdk_config().await,
+            &config,
+        ))
+    } else {
+        Arc::new(TerminalNotifier::new())
     };
     if config.key_generated {
         eprintln!(
             "warning: KEY is not set, so a throwaway signing key is in use: sessions end when the server stops. Set KEY (32+ bytes) to keep them."
         );
     }
-    let state = AppState::with_system_clock(config, store, Arc::new(TerminalNotifier::new()))
-        .map_err(|e| e.to_string())?;
+    let state = AppState::with_system_clock(config, store, notifier).map_err(|e| e.to_string())?;
     for spec in &args.users {
         add_startup_user(&state, spec).await?;
     }
@@ -85,7 +87,9 @@ pub async fn run(args: ServeArgs, store_args: &StoreArgs) -> Result<(), String> 
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let base = format!("http://localhost:{}", local.port());
     eprintln!("planx is serving the API on http://{local} ({base}); store: {where_}");
-    eprintln!("codes sent by SMS or mail are printed here as [outbox] lines");
+    if !store_args.aws {
+        eprintln!("codes sent by SMS or mail are printed here as [outbox] lines");
+    }
     eprintln!("sign in (see the README's walk-through):");
     eprintln!("  curl -s -c jar -b jar {base}/ >/dev/null");
     eprintln!(

@@ -1,13 +1,10 @@
 //! `planx user ...`: the operator's account management.
 
-use std::sync::Arc;
-
 use clap::Subcommand;
 use shared::accounts::{self, NewUser};
 use shared::clock::{Clock, SystemClock, rfc3339};
 use shared::config::Config;
 use shared::password::Passwords;
-use shared::store::embedded::EmbeddedStore;
 use shared::store::{Store, UserChange};
 use shared::validate;
 
@@ -43,8 +40,8 @@ pub enum UserCommand {
 }
 
 pub async fn run(cmd: UserCommand, store_args: &StoreArgs) -> Result<(), String> {
-    let store: Arc<dyn Store> =
-        Arc::new(EmbeddedStore::open(&store_args.data).map_err(|e| e.to_string())?);
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    let (store, _) = store_args.open(&config).await?;
     let now = SystemClock.now();
     match cmd {
         UserCommand::Add {
@@ -53,7 +50,6 @@ pub async fn run(cmd: UserCommand, store_args: &StoreArgs) -> Result<(), String>
             name,
             phone,
         } => {
-            let config = Config::from_env().map_err(|e| e.to_string())?;
             let passwords = Passwords::new(&config.argon2).map_err(|e| e.to_string())?;
             let new = NewUser {
                 email,

@@ -118,15 +118,20 @@ pub async fn issue(state: &AppState, permit: Permit, issue: Issue<'_>) -> ApiRes
     )
     .await?;
     let message = message(state, issue.purpose, &issue.channel, &code, issue.ttl);
-    if let Err(e) = state.notifier.send(&message).await {
-        let now = state.now();
-        let _ = state.store.drop_code(issue.purpose, issue.subject).await;
-        for key in &permit.keys {
-            let _ = state.store.unhit(key, now).await;
+    match state.notifier.send(&message).await {
+        Ok(id) => {
+            tracing::info!(message_id = %id, purpose = issue.purpose.as_str(), "code sent");
+            Ok(())
         }
-        return Err(e.into());
+        Err(e) => {
+            let now = state.now();
+            let _ = state.store.drop_code(issue.purpose, issue.subject).await;
+            for key in &permit.keys {
+                let _ = state.store.unhit(key, now).await;
+            }
+            Err(e.into())
+        }
     }
-    Ok(())
 }
 
 /// Spends a code: `Ok` only if it was right (for `bound`, if given), alive and unspent.

@@ -2,6 +2,7 @@
 //! primitives, the store and notifier traits with their backends, and HTTP glue.
 
 pub mod accounts;
+pub mod aws;
 pub mod clock;
 pub mod codes;
 pub mod config;

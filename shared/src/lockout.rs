@@ -4,7 +4,7 @@
 use crate::error::{ApiError, ApiResult};
 use crate::model::{FailureKey, Lockout, User};
 use crate::state::AppState;
-use crate::store::Decision;
+use crate::store::{Decision, Lookup};
 
 fn ip_key(ip: &str) -> String {
     format!("login-fail-ip:{ip}")
@@ -18,41 +18,41 @@ pub fn failure_key(user: Option<&User>, identifier: &str) -> FailureKey {
     }
 }
 
-/// Refuses the attempt (429) while the IP is over its cap or the account (or
-/// the unknown identifier, identically) is backing off.
-pub async fn check(
-    state: &AppState,
-    ip: &str,
-    user: Option<&User>,
-    identifier: &str,
-) -> ApiResult<()> {
-    let now = state.now();
-    let limits = &state.config.limits;
-    if let Decision::Refused { retry_after } = state
-        .store
-        .peek(&ip_key(ip), &limits.ip_login_failures, now)
-        .await?
-    {
+fn refuse(ip: Decision, lockout: Lockout, now: i64) -> ApiResult<()> {
+    if let Decision::Refused { retry_after } = ip {
         return Err(ApiError::TooManyRequests { retry_after });
     }
-    let lockout = match user {
-        Some(u) => Lockout {
-            failures: u.failures,
-            locked_until: u.locked_until,
-        },
-        None => {
-            state
-                .store
-                .unknown_lockout(&identifier.to_lowercase(), now)
-                .await?
-        }
-    };
     if lockout.locked_until > now {
         return Err(ApiError::TooManyRequests {
             retry_after: lockout.locked_until - now,
         });
     }
     Ok(())
+}
+
+/// Starts a login attempt: finds the account and refuses (429) while the IP is
+/// over its cap or the account (or the unknown identifier, identically) backs off.
+pub async fn begin(state: &AppState, ip: &str, lookup: Lookup<'_>) -> ApiResult<Option<User>> {
+    let now = state.now();
+    let rule = &state.config.limits.ip_login_failures;
+    let subject = state
+        .store
+        .login_subject(lookup, &ip_key(ip), rule, now)
+        .await?;
+    refuse(subject.ip, subject.lockout, now)?;
+    Ok(subject.user)
+}
+
+/// The same gate for re-checking a signed-in user's password.
+pub async fn check_user(state: &AppState, ip: &str, user: &User) -> ApiResult<()> {
+    let now = state.now();
+    let rule = &state.config.limits.ip_login_failures;
+    let decision = state.store.peek(&ip_key(ip), rule, now).await?;
+    let lockout = Lockout {
+        failures: user.failures,
+        locked_until: user.locked_until,
+    };
+    refuse(decision, lockout, now)
 }
 
 /// Counts a failed attempt against the account (or identifier) and the IP,

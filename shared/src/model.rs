@@ -123,16 +123,24 @@ pub struct RateState {
 }
 
 impl RateState {
-    /// Decide a hit at `now`: `Err(retry_after)` when refused.
+    /// Decide a hit at `now`: `Err(retry_after)` when refused, waiting for
+    /// whichever of the cooldown and the window cap ends later.
     pub fn check(&self, rule: &Rule, now: Timestamp) -> Result<(), i64> {
         let fresh = self.count == 0 || self.window_start + rule.window <= now;
-        if rule.cooldown > 0 && self.count > 0 && self.last + rule.cooldown > now {
-            return Err(self.last + rule.cooldown - now);
+        let cooling = if rule.cooldown > 0 && self.count > 0 && self.last + rule.cooldown > now {
+            self.last + rule.cooldown - now
+        } else {
+            0
+        };
+        let capped = if !fresh && self.count >= rule.max {
+            self.window_start + rule.window - now
+        } else {
+            0
+        };
+        match cooling.max(capped) {
+            0 => Ok(()),
+            wait => Err(wait),
         }
-        if !fresh && self.count >= rule.max {
-            return Err(self.window_start + rule.window - now);
-        }
-        Ok(())
     }
 
     /// The state after an accepted hit at `now`.
@@ -213,6 +221,8 @@ mod tests {
         s = s.hit(&RULE, now);
         now += 60;
         assert_eq!(s.check(&RULE, now), Err(1_000 + 3600 - now));
+        // During a cooldown with the cap used up, the longer wait is the answer.
+        assert_eq!(s.check(&RULE, now - 30), Err(1_000 + 3600 - now + 30));
         assert!(s.check(&RULE, 1_000 + 3600).is_ok());
         assert_eq!(s.hit(&RULE, 1_000 + 3600).count, 1);
     }

@@ -1,13 +1,16 @@
 //! The contract suite: every operation of the seed through the merged router,
 //! success and failure paths, on the store and notifier traits.
 
+mod backend;
 mod support;
 
 mod errors;
+mod faults;
 mod login;
 mod ping_options;
 mod races;
 mod recovery;
+mod round_trips;
 mod session_flow;
 mod sms;
 mod totp;

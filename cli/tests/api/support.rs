@@ -15,10 +15,11 @@ use shared::clock::ManualClock;
 use shared::config::Config;
 use shared::http::SourceIp;
 use shared::model::User;
-use shared::notify::terminal::TerminalNotifier;
 use shared::store::Store;
 use shared::store::embedded::EmbeddedStore;
 use tower::ServiceExt;
+
+use crate::backend::{Backend, Outbox};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 /// 2027-01-15T08:00:00Z, a step boundary for TOTP (divisible by 30).
@@ -28,7 +29,10 @@ pub const USER_AGENT: &str = "planx-tests/1.0";
 pub struct TestApp {
     pub state: AppState,
     pub clock: Arc<ManualClock>,
-    pub notifier: Arc<TerminalNotifier>,
+    /// What was "sent": the terminal outbox, or the messages moto received.
+    pub notifier: Arc<Outbox>,
+    /// The AWS backend's pieces (DynamoDB round trips, fault switches), when it is the one under test.
+    pub aws: Option<Arc<Backend>>,
     router: Router,
     jar: Mutex<HashMap<String, String>>,
     ip: Mutex<String>,
@@ -94,7 +98,7 @@ impl TestApp {
         Self::spawn_with(&[]).await
     }
 
-    /// An app whose configuration is the base plus `vars` (later entries win).
+    /// An app whose configuration is `vars` over the base (the first entry for a name wins).
     pub async fn spawn_with(vars: &[(&str, &str)]) -> TestApp {
         let all: Vec<(String, String)> = vars
             .iter()
@@ -102,19 +106,27 @@ impl TestApp {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let config = Config::from_vars(&all).expect("test configuration is valid");
-        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::in_memory());
-        Self::spawn_on(config, store).await
-    }
-
-    pub async fn spawn_on(config: Config, store: Arc<dyn Store>) -> TestApp {
         let clock = Arc::new(ManualClock::new(START));
-        let notifier = Arc::new(TerminalNotifier::quiet());
+        let (store, notifier, aws): (Arc<dyn Store>, Arc<Outbox>, _) = match Backend::chosen().await
+        {
+            Some(aws) => (
+                Arc::new(aws.store.clone()),
+                Arc::new(Outbox::moto(aws.notifier(&config).await, &aws.moto)),
+                Some(aws),
+            ),
+            None => (
+                Arc::new(EmbeddedStore::in_memory()),
+                Arc::new(Outbox::terminal()),
+                None,
+            ),
+        };
         let state = AppState::new(config, store, notifier.clone(), clock.clone()).unwrap();
         TestApp {
             router: planx::app(state.clone()),
             state,
             clock,
             notifier,
+            aws,
             jar: Mutex::new(HashMap::new()),
             ip: Mutex::new("203.0.113.7".into()),
         }
@@ -126,6 +138,7 @@ impl TestApp {
             state: self.state.clone(),
             clock: self.clock.clone(),
             notifier: self.notifier.clone(),
+            aws: self.aws.clone(),
             router: self.router.clone(),
             jar: Mutex::new(HashMap::new()),
             ip: Mutex::new(self.ip.lock().unwrap().clone()),
@@ -291,6 +304,11 @@ impl TestApp {
             .last_to(recipient)
             .unwrap_or_else(|| panic!("nothing was sent to {recipient}"));
         shared::codes::code_in(&text).expect("the message carries a code")
+    }
+
+    /// DynamoDB calls so far (AWS backend only).
+    pub fn round_trips(&self) -> Option<u64> {
+        self.aws.as_ref().map(|a| a.store.round_trips())
     }
 
     /// How many messages were sent to `recipient`.

@@ -13,6 +13,7 @@ use shared::crypto;
 use shared::http::{Auth, Client, Json, Query, cookies};
 use shared::model::{LoginMethod, LoginRecord, Purpose, Session, User};
 use shared::secret::Secret;
+use shared::store::Lookup;
 use shared::{ApiError, ApiResult, AppState, lockout, password, totp, validate};
 
 pub fn router() -> Router<AppState> {
@@ -92,8 +93,7 @@ async fn login(
             "must be at most 128 characters",
         ));
     }
-    let user = state.store.user_by_email(&email).await?;
-    lockout::check(&state, &client.ip, user.as_ref(), &email).await?;
+    let user = lockout::begin(&state, &client.ip, Lookup::Email(&email)).await?;
     let hash = user.as_ref().map(|u| &u.password);
     let ok = state.passwords.verify(password, hash).await;
     match user {
@@ -147,8 +147,7 @@ async fn sms_login(
 ) -> ApiResult<Response> {
     let phone = validate::phone("phone", &body.phone)?;
     let code = validate::code("code", body.code.expose())?;
-    let user = state.store.user_by_phone(&phone).await?;
-    lockout::check(&state, &client.ip, user.as_ref(), &phone).await?;
+    let user = lockout::begin(&state, &client.ip, Lookup::Phone(&phone)).await?;
     let redeemed = codes::redeem(&state, Purpose::SmsLogin, &phone, None, &code).await;
     match (redeemed, &user) {
         (Ok(_), Some(u)) => sign_in(&state, u, &client, LoginMethod::Sms).await,
@@ -175,8 +174,7 @@ async fn totp_login(
 ) -> ApiResult<Response> {
     let email = validate::email("email", &body.email)?;
     let code = validate::code("code", body.code.expose())?;
-    let user = state.store.user_by_email(&email).await?;
-    lockout::check(&state, &client.ip, user.as_ref(), &email).await?;
+    let user = lockout::begin(&state, &client.ip, Lookup::Email(&email)).await?;
     let now = state.now();
     if let Some(u) = &user
         && let Some(t) = &u.totp

@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use axum::{Json as JsonResponse, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -17,11 +17,31 @@ use shared::{ApiError, ApiResult, AppState, lockout, password, totp, validate};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/user", get(profile).patch(set_profile))
-        .route("/user/password", post(set_password))
-        .route("/user/phone_code", get(phone_code))
-        .route("/user/phone", post(bind_phone))
-        .route("/user/totp", get(totp_url).post(bind_totp))
+        .route(
+            "/user/password",
+            post(set_password).merge(unset_at("password")),
+        )
+        .route(
+            "/user/phone_code",
+            get(phone_code).merge(unset_at("phone_code")),
+        )
+        .route("/user/phone", post(bind_phone).merge(unset_at("phone")))
+        .route(
+            "/user/totp",
+            get(totp_url).post(bind_totp).merge(unset_at("totp")),
+        )
         .route("/user/{key}", delete(unset))
+}
+
+/// `DELETE /user/{key}` where `{key}` is also a static path of this router: the
+/// static path wins the match, so without its own DELETE the request would get
+/// 405 and never reach [`unset`] (`DELETE /user/phone` could not unbind).
+fn unset_at(key: &'static str) -> MethodRouter<AppState> {
+    delete(
+        move |State(state): State<AppState>, auth: Auth| async move {
+            unset_key(&state, &auth, key).await
+        },
+    )
 }
 
 /// Maps a uniqueness conflict to the error that names the field.
@@ -131,7 +151,7 @@ async fn set_password(
         return Err(ApiError::WeakPassword(why));
     }
     let user = load(&state, &auth).await?;
-    lockout::check(&state, &client.ip, Some(&user), &user.email).await?;
+    lockout::check_user(&state, &client.ip, &user).await?;
     if !state
         .passwords
         .verify(body.old.expose(), Some(&user.password))
@@ -205,8 +225,12 @@ async fn bind_phone(
 }
 
 /// A new TOTP secret as an otpauth URI, pending until bound with two codes.
-/// Only the secret's digest is kept meanwhile.
-async fn totp_url(State(state): State<AppState>, auth: Auth) -> ApiResult<JsonResponse<Value>> {
+/// Only the secret's digest is kept meanwhile. The answer carries the secret,
+/// so no cache may keep it.
+async fn totp_url(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> ApiResult<impl axum::response::IntoResponse> {
     let user = load(&state, &auth).await?;
     let secret = totp::new_secret();
     let uri = totp::url(&secret, &state.config.namespace, &user.email)
@@ -221,7 +245,10 @@ async fn totp_url(State(state): State<AppState>, auth: Auth) -> ApiResult<JsonRe
         Some(secret),
     )
     .await?;
-    Ok(JsonResponse(json!({ "totp": uri })))
+    Ok((
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        JsonResponse(json!({ "totp": uri })),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -272,11 +299,15 @@ async fn unset(
     auth: Auth,
     Path(key): Path<String>,
 ) -> ApiResult<StatusCode> {
+    unset_key(&state, &auth, &key).await
+}
+
+async fn unset_key(state: &AppState, auth: &Auth, key: &str) -> ApiResult<StatusCode> {
     let update = match key.to_ascii_lowercase().as_str() {
         "phone" => UserChange::Phone(None),
         "totp" => UserChange::Totp(None),
         "lark" => UserChange::Lark(None),
         _ => return Err(ApiError::field("key", "must be phone, totp or lark")),
     };
-    change(&state, &auth, update).await
+    change(state, auth, update).await
 }

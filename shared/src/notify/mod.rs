@@ -1,5 +1,6 @@
 //! Sending codes to people: SMS to a phone, mail to an address.
 
+pub mod aws;
 pub mod terminal;
 
 use async_trait::async_trait;
@@ -52,5 +53,6 @@ impl std::fmt::Debug for Message {
 
 #[async_trait]
 pub trait Notifier: Send + Sync + 'static {
-    async fn send(&self, message: &Message) -> Result<(), NotifyError>;
+    /// Sends the message; returns the provider's message id (safe to log).
+    async fn send(&self, message: &Message) -> Result<String, NotifyError>;
 }

@@ -15,6 +15,7 @@ const KEPT: usize = 256;
 pub struct TerminalNotifier {
     quiet: bool,
     outbox: Mutex<VecDeque<Message>>,
+    sent: std::sync::atomic::AtomicU64,
 }
 
 impl TerminalNotifier {
@@ -51,7 +52,7 @@ impl TerminalNotifier {
 
 #[async_trait]
 impl Notifier for TerminalNotifier {
-    async fn send(&self, message: &Message) -> Result<(), NotifyError> {
+    async fn send(&self, message: &Message) -> Result<String, NotifyError> {
         if !self.quiet {
             let line = match message {
                 Message::Sms { to, text } => format!("[outbox] SMS to {to}: {text}"),
@@ -74,7 +75,8 @@ impl Notifier for TerminalNotifier {
             outbox.pop_front();
         }
         outbox.push_back(message.clone());
-        Ok(())
+        let id = self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(format!("local-{id}"))
     }
 }
 

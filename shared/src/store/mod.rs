@@ -1,6 +1,7 @@
 //! The store: every read and write the handlers need, as whole operations, so each
 //! backend can do them atomically and in as few round trips as it allows.
 
+pub mod dynamo;
 pub mod embedded;
 
 use async_trait::async_trait;
@@ -66,6 +67,33 @@ pub enum Redemption {
     Rejected,
 }
 
+/// How a login attempt names its account.
+#[derive(Debug, Clone, Copy)]
+pub enum Lookup<'a> {
+    Email(&'a str),
+    Phone(&'a str),
+}
+
+impl Lookup<'_> {
+    /// The identifier failures of an unknown account are counted under.
+    pub fn identifier(&self) -> String {
+        match self {
+            Lookup::Email(e) => e.to_lowercase(),
+            Lookup::Phone(p) => p.to_string(),
+        }
+    }
+}
+
+/// What a login attempt must know before it checks a secret.
+#[derive(Debug, Clone)]
+pub struct LoginSubject {
+    pub user: Option<User>,
+    /// The account's lockout, or the unknown identifier's.
+    pub lockout: Lockout,
+    /// Whether the client IP is under its failure cap.
+    pub ip: Decision,
+}
+
 /// Whether a limiter let a hit through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -94,6 +122,29 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Lockout>;
     /// The lockout of an identifier without an account (accounts carry theirs).
     async fn unknown_lockout(&self, identifier: &str, now: Timestamp) -> StoreResult<Lockout>;
+
+    /// Everything a login needs first, in as few round trips as the backend allows.
+    async fn login_subject(
+        &self,
+        lookup: Lookup<'_>,
+        ip_key: &str,
+        ip_rule: &Rule,
+        now: Timestamp,
+    ) -> StoreResult<LoginSubject> {
+        let user = match lookup {
+            Lookup::Email(e) => self.user_by_email(e).await?,
+            Lookup::Phone(p) => self.user_by_phone(p).await?,
+        };
+        let lockout = match &user {
+            Some(u) => Lockout {
+                failures: u.failures,
+                locked_until: u.locked_until,
+            },
+            None => self.unknown_lockout(&lookup.identifier(), now).await?,
+        };
+        let ip = self.peek(ip_key, ip_rule, now).await?;
+        Ok(LoginSubject { user, lockout, ip })
+    }
 
     /// Records a login: stores the session, appends history, counts it, clears failures.
     async fn begin_session(&self, session: &Session, login: &LoginRecord) -> StoreResult<()>;

@@ -1,0 +1,42 @@
+//! The AWS backend's clients, configured once per cold start. They honour the
+//! standard AWS configuration (region, credentials, `AWS_ENDPOINT_URL`), so the
+//! same code runs against moto in tests.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+
+use crate::config::Config;
+use crate::notify::aws::AwsNotifier;
+use crate::store::dynamo::DynamoStore;
+
+/// The standard AWS configuration with [`configure`]'s timeouts and retries.
+pub async fn sdk_config() -> SdkConfig {
+    configure(aws_config::defaults(BehaviorVersion::latest()))
+        .load()
+        .await
+}
+
+/// A Lambda has seconds, not minutes: fail fast and let the client retry.
+/// Three attempts of at most 1.5 s each, 4 s in all.
+pub fn configure(loader: ConfigLoader) -> ConfigLoader {
+    loader
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_millis(500))
+                .operation_attempt_timeout(Duration::from_millis(1500))
+                .operation_timeout(Duration::from_secs(4))
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+}
+
+pub fn store(sdk: &SdkConfig, config: &Config) -> DynamoStore {
+    DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.table_name)
+}
+
+pub fn notifier(sdk: &SdkConfig, config: &Config) -> AwsNotifier {
+    AwsNotifier::new(sdk, &config.sms_sender_id, &config.mail_from)
+}
