@@ -7,6 +7,7 @@ mod support;
 mod errors;
 mod faults;
 mod login;
+mod logs;
 mod ping_options;
 mod races;
 mod recovery;

@@ -224,3 +224,117 @@ async fn two_accounts_racing_for_one_email_give_one_winner() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_totp_logins_with_one_code_sign_in_once() {
+    use shared::model::Totp;
+    use shared::secret::Secret;
+    let app = Arc::new(TestApp::spawn().await);
+    let user = app.add_user("ada@example.com").await;
+    let secret = shared::totp::new_secret();
+    let bound = Totp {
+        secret: Secret::new(secret.clone()),
+        last_step: 0,
+    };
+    app.state
+        .store
+        .update_user(&user.id, shared::store::UserChange::Totp(Some(bound)), 0)
+        .await
+        .unwrap();
+    let code = shared::totp::code_at_step(&secret, shared::totp::step_of(app.clock_now())).unwrap();
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let app = app.clone();
+            let code = code.clone();
+            tokio::spawn(async move {
+                let browser = app.new_browser();
+                browser.ping().await;
+                browser
+                    .post(
+                        "/login/totp",
+                        json!({ "email": "ada@example.com", "code": code }),
+                    )
+                    .await
+                    .status
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = vec![];
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 204).count(),
+        1,
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_accounts_racing_for_one_phone_give_one_winner() {
+    let app = Arc::new(TestApp::spawn().await);
+    let ids = [
+        app.add_user("a@example.com").await.id,
+        app.add_user("b@example.com").await.id,
+    ];
+    let tasks: Vec<_> = ids
+        .into_iter()
+        .map(|id| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                app.state
+                    .store
+                    .update_user(
+                        &id,
+                        shared::store::UserChange::Phone(Some("+14155550123".into())),
+                        0,
+                    )
+                    .await
+                    .is_ok()
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for t in tasks {
+        wins += t.await.unwrap() as usize;
+    }
+    assert_eq!(wins, 1);
+    let holder = app
+        .state
+        .store
+        .user_by_phone("+14155550123")
+        .await
+        .unwrap()
+        .unwrap();
+    let users = app.state.store.users().await.unwrap();
+    let with_phone: Vec<_> = users.iter().filter(|u| u.phone.is_some()).collect();
+    assert_eq!(with_phone.len(), 1);
+    assert_eq!(with_phone[0].id, holder.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_new_accounts_racing_for_one_email_give_one_winner() {
+    let app = Arc::new(TestApp::spawn().await);
+    let tasks: Vec<_> = (0..2)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let new = shared::accounts::NewUser {
+                    email: "same@example.com".into(),
+                    password: crate::support::PASSWORD.into(),
+                    ..Default::default()
+                };
+                shared::accounts::create(app.state.store.as_ref(), &app.state.passwords, new, 0)
+                    .await
+                    .is_ok()
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for t in tasks {
+        wins += t.await.unwrap() as usize;
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(app.state.store.users().await.unwrap().len(), 1);
+}
