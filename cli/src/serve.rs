@@ -40,13 +40,18 @@ impl Default for ServeArgs {
     }
 }
 
+/// `RUST_LOG` (default `info`), but the crates that log bodies never below INFO.
 fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer, fmt};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let lines = fmt::layer()
         .with_writer(std::io::stderr)
-        .try_init();
+        .with_filter(filter)
+        .with_filter(shared::logs::without_bodies(LevelFilter::TRACE));
+    let _ = tracing_subscriber::registry().with(lines).try_init();
 }
 
 pub async fn run(args: ServeArgs, store_args: &StoreArgs) -> Result<(), String> {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_smithy_http_client::tls;
 
 use crate::config::Config;
 use crate::notify::aws::AwsNotifier;
@@ -20,9 +21,15 @@ pub async fn sdk_config() -> SdkConfig {
 }
 
 /// A Lambda has seconds, not minutes: fail fast and let the client retry.
-/// Three attempts of at most 1.5 s each, 4 s in all.
+/// Three attempts of at most 1.5 s each, 4 s in all. HTTPS is rustls on ring.
 pub fn configure(loader: ConfigLoader) -> ConfigLoader {
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
     loader
+        .http_client(https)
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_millis(500))
@@ -34,7 +41,7 @@ pub fn configure(loader: ConfigLoader) -> ConfigLoader {
 }
 
 pub fn store(sdk: &SdkConfig, config: &Config) -> DynamoStore {
-    DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.table_name)
+    DynamoStore::lazy(sdk, &config.table_name)
 }
 
 pub fn notifier(sdk: &SdkConfig, config: &Config) -> AwsNotifier {

@@ -85,6 +85,9 @@ pub struct Config {
     pub key_generated: bool,
     pub cookie_secure: bool,
     pub cookie_same_site: SameSite,
+    /// `Domain` for every cookie, so a console on a sibling host (console.example.com
+    /// beside api.example.com) can read `XSRF-TOKEN`; empty: host-only cookies.
+    pub cookie_domain: String,
     pub argon2: Argon2Params,
     pub limits: Limits,
     pub lifetimes: Lifetimes,
@@ -231,6 +234,15 @@ impl Config {
                     .into(),
             );
         }
+        let cookie_domain = r.string("COOKIE_DOMAIN", "");
+        if !cookie_domain
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        {
+            r.errors.push(format!(
+                "COOKIE_DOMAIN must be a domain name, got {cookie_domain:?}"
+            ));
+        }
         let namespace = r.string("NAMESPACE", "planx");
         if namespace.trim().is_empty() || namespace.contains(':') {
             r.errors
@@ -297,6 +309,7 @@ impl Config {
             key_generated,
             cookie_secure,
             cookie_same_site: same_site,
+            cookie_domain,
             argon2,
             limits,
             lifetimes,
@@ -322,7 +335,7 @@ impl Config {
             "name": self.name,
             "key": "[redacted]",
             "key_generated": self.key_generated,
-            "cookie": { "secure": self.cookie_secure, "same_site": self.cookie_same_site.as_str() },
+            "cookie": { "secure": self.cookie_secure, "same_site": self.cookie_same_site.as_str(), "domain": self.cookie_domain },
             "argon2": { "m_cost": self.argon2.m_cost, "t_cost": self.argon2.t_cost, "p_cost": self.argon2.p_cost },
             "limits": {
                 "backoff": self.limits.backoff,

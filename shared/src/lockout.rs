@@ -48,10 +48,7 @@ pub async fn check_user(state: &AppState, ip: &str, user: &User) -> ApiResult<()
     let now = state.now();
     let rule = &state.config.limits.ip_login_failures;
     let decision = state.store.peek(&ip_key(ip), rule, now).await?;
-    let lockout = Lockout {
-        failures: user.failures,
-        locked_until: user.locked_until,
-    };
+    let lockout = user.lockout();
     refuse(decision, lockout, now)
 }
 

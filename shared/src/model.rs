@@ -29,6 +29,16 @@ pub struct User {
     pub updated_at: Timestamp,
 }
 
+impl User {
+    /// Its consecutive failures and the back-off they caused.
+    pub fn lockout(&self) -> Lockout {
+        Lockout {
+            failures: self.failures,
+            locked_until: self.locked_until,
+        }
+    }
+}
+
 /// A bound TOTP authenticator: the base32 secret and the last step accepted,
 /// so a code is never accepted twice.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -5,6 +5,84 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 
+/// jsonwebtoken's crypto, limited to HS256 on the hmac/sha2 crates the project
+/// already uses. Its bundled backends link RSA and elliptic-curve code (or a C
+/// library) that a server signing only HS256 never runs; this keeps them out of
+/// every Lambda binary.
+mod hs256 {
+    use hmac::{Hmac, KeyInit, Mac};
+    use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
+    use jsonwebtoken::errors::{ErrorKind, Result};
+    use jsonwebtoken::signature::{Error, Signer, Verifier};
+    use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey};
+    use sha2::Sha256;
+
+    struct Hs256(Hmac<Sha256>);
+
+    impl Signer<Vec<u8>> for Hs256 {
+        fn try_sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, Error> {
+            Ok(self
+                .0
+                .clone()
+                .chain_update(msg)
+                .finalize()
+                .into_bytes()
+                .to_vec())
+        }
+    }
+
+    impl Verifier<Vec<u8>> for Hs256 {
+        /// Constant-time comparison (`verify_slice`).
+        fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> std::result::Result<(), Error> {
+            self.0
+                .clone()
+                .chain_update(msg)
+                .verify_slice(signature)
+                .map_err(Error::from_source)
+        }
+    }
+
+    impl JwtSigner for Hs256 {
+        fn algorithm(&self) -> Algorithm {
+            Algorithm::HS256
+        }
+    }
+
+    impl JwtVerifier for Hs256 {
+        fn algorithm(&self) -> Algorithm {
+            Algorithm::HS256
+        }
+    }
+
+    fn mac(alg: &Algorithm, family: AlgorithmFamily, key: &[u8]) -> Result<Hs256> {
+        if *alg != Algorithm::HS256 || family != AlgorithmFamily::Hmac {
+            return Err(ErrorKind::InvalidAlgorithm.into());
+        }
+        Hmac::new_from_slice(key)
+            .map(Hs256)
+            .map_err(|_| ErrorKind::InvalidKeyFormat.into())
+    }
+
+    fn signer(alg: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>> {
+        Ok(Box::new(mac(alg, key.family(), key.as_bytes())?))
+    }
+
+    fn verifier(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>> {
+        Ok(Box::new(mac(alg, key.family(), key.try_get_as_bytes()?)?))
+    }
+
+    static PROVIDER: CryptoProvider = CryptoProvider {
+        signer_factory: signer,
+        verifier_factory: verifier,
+        key_utils: KeyUtils::new_unimplemented(),
+    };
+
+    /// Installs the provider for the process; later calls change nothing.
+    pub fn install() {
+        let _ = PROVIDER.install_default();
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub iss: String,
@@ -33,6 +111,7 @@ impl std::fmt::Debug for Tokens {
 
 impl Tokens {
     pub fn new(issuer: &str, key: &[u8]) -> Self {
+        hs256::install();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["iss", "sub", "exp"]);
@@ -117,6 +196,29 @@ mod tests {
         let forged = B64.encode(payload.replace("\"u1\"", "\"admin\""));
         let tampered = format!("{}.{}.{}", parts[0], forged, parts[2]);
         assert!(t.verify(&tampered, NOW).is_none());
+    }
+
+    #[test]
+    fn signatures_match_an_independent_hs256() {
+        // The provider's MAC equals HMAC-SHA256 over "header.payload" with the key.
+        use hmac::{Hmac, KeyInit, Mac};
+        let jwt = tokens().issue("u1", "s1", NOW, 60);
+        let (signed, sig) = jwt.rsplit_once('.').unwrap();
+        let mut mac =
+            Hmac::<sha2::Sha256>::new_from_slice(b"0123456789abcdef0123456789abcdef").unwrap();
+        mac.update(signed.as_bytes());
+        assert_eq!(B64.encode(mac.finalize().into_bytes()), sig);
+    }
+
+    #[test]
+    fn other_algorithms_are_refused() {
+        let t = tokens();
+        let header = B64.encode(r#"{"alg":"HS512","typ":"JWT"}"#);
+        let claims = B64.encode(format!(
+            r#"{{"iss":"planx","sub":"u1","jti":"s1","iat":{NOW},"exp":{}}}"#,
+            NOW + 60
+        ));
+        assert!(t.verify(&format!("{header}.{claims}.c2ln"), NOW).is_none());
     }
 
     #[test]

@@ -166,7 +166,7 @@ impl Outbox {
         let Some(moto) = &self.moto else {
             return sent.into_iter().map(|(m, _)| m).collect();
         };
-        let data: Value = serde_json::from_str(&http_get(moto, "/moto-api/data.json")).unwrap();
+        let data = moto_data(moto);
         sent.into_iter()
             .map(|(m, id)| match m {
                 Message::Sms { .. } => {
@@ -220,6 +220,18 @@ impl Notifier for Outbox {
             .push((message.clone(), id.clone()));
         Ok(id)
     }
+}
+
+/// moto's state dump. It is built while other tests write, and moto can fail
+/// to serialise a dict that changes meanwhile: try a few times.
+fn moto_data(moto: &str) -> Value {
+    for _ in 0..10 {
+        if let Ok(data) = serde_json::from_str(&http_get(moto, "/moto-api/data.json")) {
+            return data;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("moto's /moto-api/data.json did not answer with JSON");
 }
 
 /// A plain blocking HTTP/1.0 GET (moto's admin API), usable from sync test code.

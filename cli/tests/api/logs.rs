@@ -32,11 +32,17 @@ impl<'a> MakeWriter<'a> for Capture {
 #[tokio::test]
 async fn logs_carry_no_secrets() {
     let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(capture.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // Everything at TRACE, through the filter production uses.
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::{Layer, fmt};
+    let subscriber =
+        tracing_subscriber::registry().with(fmt::layer().with_writer(capture.clone()).with_filter(
+            shared::logs::without_bodies(tracing::level_filters::LevelFilter::TRACE),
+        ));
+    // Global, not thread-local: a scoped subscriber misses callsites whose
+    // interest other test threads cached first. Under `cargo test` it also
+    // captures the other tests' lines, which must be just as clean.
+    tracing::subscriber::set_global_default(subscriber).expect("only this test sets it");
 
     let app = TestApp::spawn().await;
     let user = app

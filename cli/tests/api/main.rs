@@ -5,6 +5,7 @@ mod backend;
 mod support;
 
 mod errors;
+mod events;
 mod faults;
 mod login;
 mod logs;
@@ -12,6 +13,7 @@ mod ping_options;
 mod races;
 mod recovery;
 mod round_trips;
+mod routes;
 mod session_flow;
 mod sms;
 mod totp;

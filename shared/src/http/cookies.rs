@@ -27,6 +27,10 @@ pub fn set(config: &Config, name: &str, value: &str, max_age: i64, http_only: bo
         "{name}={value}; Path=/; Max-Age={max_age}; SameSite={}",
         config.cookie_same_site.as_str()
     );
+    if !config.cookie_domain.is_empty() {
+        cookie.push_str("; Domain=");
+        cookie.push_str(&config.cookie_domain);
+    }
     if http_only {
         cookie.push_str("; HttpOnly");
     }

@@ -1,14 +1,19 @@
 //! The AWS notifier: SMS through SNS `Publish`, mail through SES `SendEmail`.
 
+use std::sync::OnceLock;
+
 use async_trait::async_trait;
 use aws_sdk_ses::types::{Body, Content, Destination, Message as SesMessage};
 use aws_sdk_sns::types::MessageAttributeValue;
 
 use super::{Message, Notifier, NotifyError};
 
+/// The clients are built on first send (building one loads the TLS trust
+/// roots: work a cold start should not do before it is needed).
 pub struct AwsNotifier {
-    sns: aws_sdk_sns::Client,
-    ses: aws_sdk_ses::Client,
+    sdk: aws_config::SdkConfig,
+    sns: OnceLock<aws_sdk_sns::Client>,
+    ses: OnceLock<aws_sdk_ses::Client>,
     sender_id: String,
     from: String,
 }
@@ -40,8 +45,9 @@ impl AwsNotifier {
     /// `sender_id` is SNS's alphanumeric sender id (empty: none); `from` a verified SES identity.
     pub fn new(sdk: &aws_config::SdkConfig, sender_id: &str, from: &str) -> Self {
         Self {
-            sns: aws_sdk_sns::Client::new(sdk),
-            ses: aws_sdk_ses::Client::new(sdk),
+            sdk: sdk.clone(),
+            sns: OnceLock::new(),
+            ses: OnceLock::new(),
             sender_id: sender_id.into(),
             from: from.into(),
         }
@@ -54,8 +60,8 @@ impl Notifier for AwsNotifier {
         match message {
             Message::Sms { to, text } => {
                 // Transactional: delivered for reliability, not cost (codes expire in minutes).
-                let mut req = self
-                    .sns
+                let sns = self.sns.get_or_init(|| aws_sdk_sns::Client::new(&self.sdk));
+                let mut req = sns
                     .publish()
                     .phone_number(to)
                     .message(text)
@@ -81,8 +87,8 @@ impl Notifier for AwsNotifier {
                     .subject(content(subject)?)
                     .body(body)
                     .build();
-                let out = self
-                    .ses
+                let ses = self.ses.get_or_init(|| aws_sdk_ses::Client::new(&self.sdk));
+                let out = ses
                     .send_email()
                     .source(&self.from)
                     .destination(Destination::builder().to_addresses(to).build())

@@ -16,8 +16,8 @@
 //! counted ([`DynamoStore::round_trips`]) so tests can hold the counts down.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -45,9 +45,17 @@ const UNKNOWN_FAILURE_MEMORY: i64 = 86_400;
 
 #[derive(Clone)]
 pub struct DynamoStore {
-    client: Client,
+    client: Arc<LazyClient>,
     table: Arc<str>,
     calls: Arc<AtomicU64>,
+}
+
+/// The SDK client, built on first use: building it loads the TLS trust roots,
+/// which a cold start should not pay before its first event, nor at all when
+/// the request never reaches the table.
+struct LazyClient {
+    make: Box<dyn Fn() -> Client + Send + Sync>,
+    client: OnceLock<Client>,
 }
 
 fn unavailable<E, R>(e: SdkError<E, R>) -> StoreError
@@ -184,11 +192,34 @@ fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> StoreResult<T> {
 
 impl DynamoStore {
     pub fn new(client: Client, table: &str) -> Self {
+        let made = client.clone();
+        Self::with(
+            Box::new(move || made.clone()),
+            OnceLock::from(client),
+            table,
+        )
+    }
+
+    /// A store whose client is built from `sdk` when first needed.
+    pub fn lazy(sdk: &aws_config::SdkConfig, table: &str) -> Self {
+        let sdk = sdk.clone();
+        Self::with(Box::new(move || Client::new(&sdk)), OnceLock::new(), table)
+    }
+
+    fn with(
+        make: Box<dyn Fn() -> Client + Send + Sync>,
+        client: OnceLock<Client>,
+        table: &str,
+    ) -> Self {
         Self {
-            client,
+            client: Arc::new(LazyClient { make, client }),
             table: table.into(),
             calls: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    fn client(&self) -> &Client {
+        self.client.client.get_or_init(|| (self.client.make)())
     }
 
     /// SDK calls made so far (each is one round trip, retries aside).
@@ -215,7 +246,7 @@ impl DynamoStore {
                 .build()
         };
         self.count();
-        self.client
+        self.client()
             .create_table()
             .table_name(&*self.table)
             .billing_mode(BillingMode::PayPerRequest)
@@ -227,7 +258,7 @@ impl DynamoStore {
             .await
             .map_err(unavailable)?;
         self.count();
-        self.client
+        self.client()
             .update_time_to_live()
             .table_name(&*self.table)
             .time_to_live_specification(build(
@@ -245,7 +276,7 @@ impl DynamoStore {
     async fn get(&self, key: Item) -> StoreResult<Option<Item>> {
         self.count();
         let out = self
-            .client
+            .client()
             .get_item()
             .table_name(&*self.table)
             .set_key(Some(key))
@@ -258,7 +289,7 @@ impl DynamoStore {
 
     async fn put(&self, item: Item) -> StoreResult<()> {
         self.count();
-        self.client
+        self.client()
             .put_item()
             .table_name(&*self.table)
             .set_item(Some(item))
@@ -270,7 +301,7 @@ impl DynamoStore {
 
     async fn delete(&self, key: Item) -> StoreResult<()> {
         self.count();
-        self.client
+        self.client()
             .delete_item()
             .table_name(&*self.table)
             .set_key(Some(key))
@@ -290,7 +321,7 @@ impl DynamoStore {
                 .build(),
         )?;
         let out = self
-            .client
+            .client()
             .batch_get_item()
             .request_items(&*self.table, request)
             .send()
@@ -328,7 +359,7 @@ impl DynamoStore {
         use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
         self.count();
         let mut req = self
-            .client
+            .client()
             .update_item()
             .table_name(&*self.table)
             .set_key(Some(user_key(id)))
@@ -426,7 +457,7 @@ impl DynamoStore {
         }
         self.count();
         match self
-            .client
+            .client()
             .transact_write_items()
             .set_transact_items(Some(items))
             .send()
@@ -455,7 +486,7 @@ impl DynamoStore {
         use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
         self.count();
         let mut req = self
-            .client
+            .client()
             .update_item()
             .table_name(&*self.table)
             .set_key(Some(key.clone()))
@@ -501,7 +532,7 @@ impl DynamoStore {
             // Keep the latest lock when concurrent failures race.
             self.count();
             let mut req = self
-                .client
+                .client()
                 .update_item()
                 .table_name(&*self.table)
                 .set_key(Some(key))
@@ -568,7 +599,7 @@ impl Store for DynamoStore {
         }
         self.count();
         match self
-            .client
+            .client()
             .transact_write_items()
             .set_transact_items(Some(items))
             .send()
@@ -605,7 +636,7 @@ impl Store for DynamoStore {
         loop {
             self.count();
             let out = self
-                .client
+                .client()
                 .scan()
                 .table_name(&*self.table)
                 .filter_expression("sk = :p")
@@ -722,10 +753,7 @@ impl Store for DynamoStore {
             None => None,
         };
         let lockout = match &user {
-            Some(u) => Lockout {
-                failures: u.failures,
-                locked_until: u.locked_until,
-            },
+            Some(u) => u.lockout(),
             None => alive(find(&fail), now)
                 .map(|i| lockout_of(&i))
                 .unwrap_or_default(),
@@ -758,7 +786,7 @@ impl Store for DynamoStore {
             .build();
         self.count();
         match self
-            .client
+            .client()
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(build(put)?).build())
             .transact_items(TransactWriteItem::builder().update(build(update)?).build())
@@ -794,7 +822,7 @@ impl Store for DynamoStore {
         use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
         self.count();
         let r = self
-            .client
+            .client()
             .update_item()
             .table_name(&*self.table)
             .set_key(Some(session_key(user_id, id)))
@@ -827,7 +855,7 @@ impl Store for DynamoStore {
         loop {
             self.count();
             let out = self
-                .client
+                .client()
                 .query()
                 .table_name(&*self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :s)")
@@ -862,7 +890,7 @@ impl Store for DynamoStore {
             for _ in 0..5 {
                 self.count();
                 let out = self
-                    .client
+                    .client()
                     .batch_write_item()
                     .request_items(&*self.table, requests)
                     .send()
@@ -905,7 +933,7 @@ impl Store for DynamoStore {
         let key = code_key(purpose, subject);
         self.count();
         let r = self
-            .client
+            .client()
             .delete_item()
             .table_name(&*self.table)
             .set_key(Some(key.clone()))
@@ -929,7 +957,7 @@ impl Store for DynamoStore {
         }
         self.count();
         let r = self
-            .client
+            .client()
             .update_item()
             .table_name(&*self.table)
             .set_key(Some(key.clone()))
@@ -964,7 +992,7 @@ impl Store for DynamoStore {
         use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
         self.count();
         let r = self
-            .client
+            .client()
             .update_item()
             .table_name(&*self.table)
             .set_key(Some(user_key(user_id)))
@@ -990,7 +1018,7 @@ impl Store for DynamoStore {
         let fresh = RateState::default().hit(rule, now);
         self.count();
         let r = self
-            .client
+            .client()
             .update_item()
             .table_name(&*self.table)
             .set_key(Some(k.clone()))
@@ -1028,7 +1056,7 @@ impl Store for DynamoStore {
         // The stored window is over: start a new one unless a racing request just did.
         self.count();
         let r = self
-            .client
+            .client()
             .put_item()
             .table_name(&*self.table)
             .set_item(Some(item(
@@ -1067,7 +1095,7 @@ impl Store for DynamoStore {
         use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
         self.count();
         let r = self
-            .client
+            .client()
             .update_item()
             .table_name(&*self.table)
             .set_key(Some(rate_key(key)))

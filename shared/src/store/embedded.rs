@@ -352,10 +352,7 @@ impl Store for EmbeddedStore {
         self.write(move |tx| match key {
             FailureKey::User(id) => {
                 let mut user = tx.user(&id)?;
-                let current = Lockout {
-                    failures: user.failures,
-                    locked_until: user.locked_until,
-                };
+                let current = user.lockout();
                 let next = backoff.after_failure(current, now);
                 (user.failures, user.locked_until) = (next.failures, next.locked_until);
                 tx.put(&user_key(&id), &user)?;

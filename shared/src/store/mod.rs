@@ -136,10 +136,7 @@ pub trait Store: Send + Sync + 'static {
             Lookup::Phone(p) => self.user_by_phone(p).await?,
         };
         let lockout = match &user {
-            Some(u) => Lockout {
-                failures: u.failures,
-                locked_until: u.locked_until,
-            },
+            Some(u) => u.lockout(),
             None => self.unknown_lockout(&lookup.identifier(), now).await?,
         };
         let ip = self.peek(ip_key, ip_rule, now).await?;

@@ -1,0 +1,414 @@
+//! `template.yaml` and the routers agree: every operation of the seed is routed
+//! by the HTTP API to exactly one function, that function's router serves it,
+//! no other router does, and nothing a router serves is left unrouted.
+//!
+//! Each function is driven as Lambda runs it, `shared::lambda::service(router, state)`.
+//! A route counts as served unless the router's fallbacks answer it: 404
+//! `NOT_FOUND` for an unknown path, 405 `METHOD_NOT_ALLOWED` for a known path
+//! with another method. Every request carries a valid XSRF pair, so the CSRF
+//! layer never answers first.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_yaml_ng::Value;
+use shared::AppState;
+use shared::http::cookies;
+use tower::ServiceExt;
+
+use crate::support::TestApp;
+
+/// The seed's operations (`shared/seed-api.md`): method, `baseUrl` as the seed
+/// writes it, and its `summary`. Twenty in all.
+const SEED: [(&str, &str, &str); 20] = [
+    ("GET", "/", "Ping"),
+    ("POST", "/login", "Login"),
+    ("GET", "/login/sms", "SMS Login Code"),
+    ("POST", "/login/sms", "SMS Login"),
+    ("POST", "/login/totp", "TOTP Login"),
+    ("GET", "/forget_code", "Reset Password Code"),
+    ("POST", "/forget_reset", "Reset Password"),
+    ("GET", "/verify", "Verify"),
+    ("GET", "/refresh_code", "Token Refresh Code"),
+    ("GET", "/refresh_token", "Refresh Token"),
+    ("POST", "/logout", "Logout"),
+    ("GET", "/user", "User Info"),
+    ("PATCH", "/user", "Set User"),
+    ("POST", "/user/password", "Set Password"),
+    ("GET", "/user/phone_code", "User SMS Code"),
+    ("POST", "/user/phone", "Bind User's Phone"),
+    ("GET", "/user/totp", "Generate TOTP URL"),
+    ("POST", "/user/totp", "Bind TOTP"),
+    ("DELETE", "/user/:key", "Unset User"),
+    ("GET", "/options", "Load Option"),
+];
+
+/// What the routers serve beyond the seed, and why.
+const EXTRA: [(&str, &str, &str); 5] = [
+    (
+        "POST",
+        "/refresh_token",
+        "design: the refresh code in a JSON body (the seed lists GET)",
+    ),
+    // `/user/{key}` where the key is also a static path of the user router: the
+    // static path wins axum's match, so the router serves DELETE there itself.
+    (
+        "DELETE",
+        "/user/password",
+        "user router: DELETE on a static path",
+    ),
+    (
+        "DELETE",
+        "/user/phone_code",
+        "user router: DELETE on a static path",
+    ),
+    (
+        "DELETE",
+        "/user/phone",
+        "user router: DELETE on a static path",
+    ),
+    (
+        "DELETE",
+        "/user/totp",
+        "user router: DELETE on a static path",
+    ),
+];
+
+/// The template's functions: logical id, the binary `BuildProperties` names, its router.
+const FUNCTIONS: [(&str, &str); 5] = [
+    ("PingFunction", "ping"),
+    ("SessionFunction", "session"),
+    ("RecoveryFunction", "recovery"),
+    ("UserFunction", "user"),
+    ("OptionsFunction", "options"),
+];
+
+fn router_of(binary: &str) -> Router<AppState> {
+    match binary {
+        "ping" => ping::router(),
+        "session" => session::router(),
+        "recovery" => recovery::router(),
+        "user" => user::router(),
+        "options" => options::router(),
+        other => panic!("no function crate has the binary {other:?}"),
+    }
+}
+
+/// The methods probed on every path. OPTIONS is left to the gateway (CORS
+/// preflight) and HEAD is not routed by it.
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+/// A value for every path parameter when a route is sent as a request.
+const PARAMETER: &str = "lark";
+
+/// One HttpApi event of the template.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Route {
+    method: String,
+    /// As the gateway writes it: `/user/{key}`.
+    path: String,
+    function: String,
+    event: String,
+}
+
+/// `/user/:key` (the seed's way) as the gateway writes it: `/user/{key}`.
+fn gateway_path(seed_path: &str) -> String {
+    seed_path
+        .split('/')
+        .map(|s| match s.strip_prefix(':') {
+            Some(name) => format!("{{{name}}}"),
+            None => s.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// A concrete request path for a route: parameters get [`PARAMETER`].
+fn concrete(path: &str) -> String {
+    path.split('/')
+        .map(|s| {
+            if s.starts_with('{') && s.ends_with('}') {
+                PARAMETER
+            } else {
+                s
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn text<'a>(value: &'a Value, what: &str) -> &'a str {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("{what} should be a string, got {value:?}"))
+}
+
+/// `!Ref Name` (or `{Ref: Name}`) as `Name`.
+fn reference(value: &Value) -> Option<&str> {
+    match value {
+        Value::Tagged(t) if t.tag == "Ref" => t.value.as_str(),
+        Value::Mapping(m) if m.len() == 1 => m.get("Ref").and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+fn template() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    let source = std::fs::read_to_string(path).expect("template.yaml is readable");
+    serde_yaml_ng::from_str(&source).expect("template.yaml is YAML (SAM tags included)")
+}
+
+/// Every HttpApi event of every function, checked for the API, the payload
+/// format, and the binary its function is built from.
+fn template_routes(template: &Value) -> Vec<Route> {
+    let resources = template["Resources"]
+        .as_mapping()
+        .expect("the template has Resources");
+    let mut routes = vec![];
+    let mut functions = BTreeSet::new();
+    for (id, resource) in resources {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let id = text(id, "a logical id");
+        let binary = FUNCTIONS
+            .iter()
+            .find(|(f, _)| *f == id)
+            .unwrap_or_else(|| panic!("{id} is not one of the five functions"))
+            .1;
+        assert_eq!(
+            resource["Metadata"]["BuildProperties"]["Binary"].as_str(),
+            Some(binary),
+            "{id} is built from the binary {binary}"
+        );
+        functions.insert(id.to_string());
+        let events = resource["Properties"]["Events"]
+            .as_mapping()
+            .unwrap_or_else(|| panic!("{id} has Events"));
+        for (event, spec) in events {
+            let event = text(event, "an event name");
+            if spec["Type"].as_str() != Some("HttpApi") {
+                continue;
+            }
+            let props = &spec["Properties"];
+            assert_eq!(
+                reference(&props["ApiId"]),
+                Some("HttpApi"),
+                "{id}.{event} is on the stack's HttpApi"
+            );
+            assert_eq!(
+                props["PayloadFormatVersion"].as_str(),
+                Some("2.0"),
+                "{id}.{event} uses payload format 2.0"
+            );
+            routes.push(Route {
+                method: text(&props["Method"], "Method").to_ascii_uppercase(),
+                path: text(&props["Path"], "Path").to_string(),
+                function: id.to_string(),
+                event: event.to_string(),
+            });
+        }
+    }
+    let expected: BTreeSet<String> = FUNCTIONS.iter().map(|(f, _)| f.to_string()).collect();
+    assert_eq!(functions, expected, "the template has the five functions");
+    routes
+}
+
+/// The route API Gateway picks for a request: a route without parameters that
+/// matches exactly wins over one with a `{parameter}` segment.
+fn gateway_target<'a>(routes: &'a [Route], method: &str, path: &str) -> Option<&'a Route> {
+    let same_method = || routes.iter().filter(move |r| r.method == method);
+    if let Some(exact) = same_method().find(|r| r.path == path) {
+        return Some(exact);
+    }
+    same_method().find(|r| {
+        let (route, request): (Vec<_>, Vec<_>) =
+            (r.path.split('/').collect(), path.split('/').collect());
+        route.len() == request.len()
+            && route
+                .iter()
+                .zip(&request)
+                .all(|(a, b)| (a.starts_with('{') && a.ends_with('}') && !b.is_empty()) || a == b)
+    })
+}
+
+/// The five functions' services as Lambda runs them, and an XSRF pair they accept.
+struct Services {
+    by_function: BTreeMap<String, Router>,
+    salt: String,
+    token: String,
+}
+
+impl Services {
+    async fn new() -> Services {
+        let app = TestApp::spawn().await;
+        let salt = "routes-test-salt-0123456".to_string();
+        let token = app.state.keys.xsrf_token(&salt);
+        let by_function = FUNCTIONS
+            .iter()
+            .map(|(id, binary)| {
+                let service = shared::lambda::service(router_of(binary), app.state.clone());
+                (id.to_string(), service)
+            })
+            .collect();
+        Services {
+            by_function,
+            salt,
+            token,
+        }
+    }
+
+    /// Whether `function`'s router serves `method path`, and what it answered.
+    async fn serves(&self, function: &str, method: &str, path: &str) -> (bool, String) {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header(
+                header::COOKIE,
+                format!("{}={}", cookies::XSRF_SALT, self.salt),
+            )
+            .header("x-xsrf-token", &self.token);
+        let body = if matches!(method, Method::POST | Method::PUT | Method::PATCH) {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+            Body::from("{}")
+        } else {
+            Body::empty()
+        };
+        let service = self.by_function[function].clone();
+        let response = service.oneshot(req.body(body).unwrap()).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let code = body["code"].as_str().unwrap_or_default();
+        let fallback = (status == StatusCode::NOT_FOUND && code == "NOT_FOUND")
+            || (status == StatusCode::METHOD_NOT_ALLOWED && code == "METHOD_NOT_ALLOWED");
+        (!fallback, format!("{} {code}", status.as_u16()))
+    }
+}
+
+#[test]
+fn seed_list_is_the_seeds_twenty_operations() {
+    let keys: BTreeSet<(&str, &str)> = SEED.iter().map(|(m, p, _)| (*m, *p)).collect();
+    assert_eq!(keys.len(), 20, "no operation listed twice");
+    for (method, path, why) in EXTRA {
+        assert!(
+            !keys.contains(&(method, path)),
+            "{method} {path} is in the seed, not an extra ({why})"
+        );
+    }
+}
+
+#[test]
+fn template_routes_every_operation_to_one_function() {
+    let routes = template_routes(&template());
+    let mut errors = vec![];
+    let mut keys = BTreeMap::<(String, String), Vec<&Route>>::new();
+    for r in &routes {
+        keys.entry((r.method.clone(), r.path.clone()))
+            .or_default()
+            .push(r);
+    }
+    for (key, owners) in &keys {
+        if owners.len() > 1 {
+            errors.push(format!(
+                "{} {} is routed more than once: {owners:?}",
+                key.0, key.1
+            ));
+        }
+    }
+    let wanted: Vec<(String, String, &str)> = SEED
+        .iter()
+        .map(|(m, p, s)| (m.to_string(), gateway_path(p), *s))
+        .chain(
+            EXTRA
+                .iter()
+                .map(|(m, p, s)| (m.to_string(), p.to_string(), *s)),
+        )
+        .collect();
+    for (method, path, what) in &wanted {
+        if !keys.contains_key(&(method.clone(), path.clone())) {
+            errors.push(format!(
+                "{method} {path} ({what}) is not routed by template.yaml"
+            ));
+        }
+    }
+    for r in &routes {
+        if !wanted
+            .iter()
+            .any(|(m, p, _)| *m == r.method && *p == r.path)
+        {
+            errors.push(format!(
+                "{}.{} routes {} {}, which is neither a seed operation nor a listed extra",
+                r.function, r.event, r.method, r.path
+            ));
+        }
+    }
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+#[tokio::test]
+async fn each_route_is_served_by_its_function_and_no_other() {
+    let routes = template_routes(&template());
+    let services = Services::new().await;
+    let mut errors = vec![];
+    for r in &routes {
+        let path = concrete(&r.path);
+        for (function, _) in FUNCTIONS {
+            let (served, answer) = services.serves(function, &r.method, &path).await;
+            if function == r.function && !served {
+                errors.push(format!(
+                    "{}.{} routes {} {} to {function}, whose router does not serve it ({answer})",
+                    r.function, r.event, r.method, path
+                ));
+            }
+            if function != r.function && served {
+                errors.push(format!(
+                    "{} {path} is routed to {} but {function}'s router serves it too ({answer})",
+                    r.method, r.function
+                ));
+            }
+        }
+    }
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+/// Every method on every known path, against every router: what a router
+/// serves, the gateway must route to that function, and nothing else there.
+#[tokio::test]
+async fn routers_serve_nothing_the_gateway_does_not_route() {
+    let routes = template_routes(&template());
+    let services = Services::new().await;
+    let paths: BTreeSet<String> = SEED
+        .iter()
+        .map(|(_, p, _)| concrete(&gateway_path(p)))
+        .chain(EXTRA.iter().map(|(_, p, _)| concrete(p)))
+        .chain(routes.iter().map(|r| concrete(&r.path)))
+        .collect();
+    let mut errors = vec![];
+    for path in &paths {
+        for method in METHODS {
+            let target = gateway_target(&routes, method, path).map(|r| r.function.as_str());
+            for (function, _) in FUNCTIONS {
+                let (served, answer) = services.serves(function, method, path).await;
+                match (served, target == Some(function)) {
+                    (true, false) => errors.push(format!(
+                        "{function}'s router serves {method} {path} ({answer}) but the gateway routes it to {target:?}"
+                    )),
+                    (false, true) => errors.push(format!(
+                        "the gateway routes {method} {path} to {function}, whose router does not serve it ({answer})"
+                    )),
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert!(
+        paths.contains("/user/lark"),
+        "the parameter route is probed"
+    );
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}

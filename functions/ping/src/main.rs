@@ -1,0 +1,6 @@
+//! The `ping` Lambda function: state built once per cold start, then the runtime loop.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::lambda::run_stateless(ping::router()).await
+}

@@ -1,0 +1,6 @@
+//! The `user` Lambda function: state built once per cold start, then the runtime loop.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::lambda::run(user::router()).await
+}

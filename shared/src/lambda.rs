@@ -1,0 +1,92 @@
+//! The Lambda entry point every function's `main` calls: logs, state built once
+//! per cold start, the request context mapped to what handlers read, then the
+//! runtime loop.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use lambda_http::RequestExt;
+use lambda_http::request::RequestContext;
+
+use crate::config::Config;
+use crate::http::{RequestId, SourceIp};
+use crate::notify::terminal::TerminalNotifier;
+use crate::state::AppState;
+use crate::store::embedded::EmbeddedStore;
+use crate::{aws, http};
+
+/// Copies the caller's IP and the Lambda request id from the API Gateway
+/// (HTTP API, payload 2.0) event into the extensions the handlers and logs read.
+pub async fn from_gateway(mut req: Request, next: Next) -> Response {
+    let ip = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.clone(),
+        _ => None,
+    };
+    let id = req.lambda_context_ref().map(|c| c.request_id.clone());
+    if let Some(ip) = ip {
+        req.extensions_mut().insert(SourceIp(ip));
+    }
+    if let Some(id) = id {
+        req.extensions_mut().insert(RequestId(id));
+    }
+    next.run(req).await
+}
+
+/// One function's service: its router behind the common layers, with the
+/// gateway's context mapped. Also what the event tests drive.
+pub fn service(router: Router<AppState>, state: AppState) -> Router {
+    http::app([router], state).layer(middleware::from_fn(from_gateway))
+}
+
+/// Log lines as Lambda's advanced logging controls ask: JSON when
+/// `AWS_LAMBDA_LOG_FORMAT=JSON`, at `AWS_LAMBDA_LOG_LEVEL` (or `RUST_LOG`, a
+/// plain level), INFO by default, with [`crate::logs::without_bodies`]. Levels and
+/// targets, not `EnvFilter`: that keeps a regex engine out of the binary.
+fn init_logs() {
+    use tracing_subscriber::filter::LevelFilter;
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|l| l.trim().parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{Layer, fmt};
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let lines = if json {
+        fmt::layer().json().with_current_span(false).boxed()
+    } else {
+        fmt::layer().without_time().with_ansi(false).boxed()
+    };
+    let _ = tracing_subscriber::registry()
+        .with(lines.with_filter(crate::logs::without_bodies(level)))
+        .try_init();
+}
+
+/// Runs a function that uses the AWS backend: JSON logs when Lambda asks for
+/// them (`AWS_LAMBDA_LOG_FORMAT`), configuration validated at cold start (a bad
+/// one stops the function with its message), then the runtime loop.
+pub async fn run(router: Router<AppState>) -> Result<(), lambda_http::Error> {
+    init_logs();
+    let config = Config::from_env()?;
+    let sdk = aws::sdk_config().await;
+    let store = Arc::new(aws::store(&sdk, &config));
+    let notifier = Arc::new(aws::notifier(&sdk, &config));
+    let state = AppState::with_system_clock(config, store, notifier)?;
+    lambda_http::run(service(router, state)).await
+}
+
+/// Runs a function that never reads the store or sends a message (ping,
+/// options): an empty in-memory store stands in, so the AWS SDK is not linked
+/// into it and its IAM role needs no table or messaging rights.
+pub async fn run_stateless(router: Router<AppState>) -> Result<(), lambda_http::Error> {
+    init_logs();
+    let config = Config::from_env()?;
+    let store = Arc::new(EmbeddedStore::in_memory());
+    let notifier = Arc::new(TerminalNotifier::quiet());
+    let state = AppState::with_system_clock(config, store, notifier)?;
+    lambda_http::run(service(router, state)).await
+}
