@@ -46,8 +46,7 @@ impl StoreArgs {
     /// Opens the chosen store: the embedded file, or the DynamoDB table.
     pub async fn open(&self, config: &shared::Config) -> Result<(Arc<dyn Store>, String), String> {
         if self.aws {
-            let sdk = shared::aws::sdk_config().await;
-            let store = shared::aws::store(&sdk, config);
+            let store = shared::aws::store(&shared::aws::Sdk::from_env(), config);
             Ok((
                 Arc::new(store),
                 format!("DynamoDB table {}", config.table_name),
@@ -81,8 +80,7 @@ enum TableCommand {
 
 async fn create_table() -> Result<(), String> {
     let config = shared::Config::from_env().map_err(|e| e.to_string())?;
-    let sdk = shared::aws::sdk_config().await;
-    shared::aws::store(&sdk, &config)
+    shared::aws::store(&shared::aws::Sdk::from_env(), &config)
         .create_table()
         .await
         .map_err(|e| e.to_string())?;

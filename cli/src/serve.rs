@@ -67,7 +67,7 @@ pub async fn run(args: ServeArgs, store_args: &StoreArgs) -> Result<(), String> 
     };
     let notifier: Arc<dyn Notifier> = if store_args.aws {
         Arc::new(shared::aws::notifier(
-            &shared::aws::sdk_config().await,
+            &shared::aws::Sdk::from_env(),
             &config,
         ))
     } else {

@@ -72,7 +72,7 @@ fn init_logs() {
 pub async fn run(router: Router<AppState>) -> Result<(), lambda_http::Error> {
     init_logs();
     let config = Config::from_env()?;
-    let sdk = aws::sdk_config().await;
+    let sdk = aws::Sdk::from_env();
     let store = Arc::new(aws::store(&sdk, &config));
     let notifier = Arc::new(aws::notifier(&sdk, &config));
     let state = AppState::with_system_clock(config, store, notifier)?;

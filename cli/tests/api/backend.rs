@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use aws_config::BehaviorVersion;
 use serde_json::Value;
 use shared::Config;
+use shared::aws::Sdk;
 use shared::notify::terminal::TerminalNotifier;
 use shared::notify::{Message, Notifier, NotifyError};
 use shared::store::dynamo::DynamoStore;
@@ -104,10 +105,7 @@ impl Backend {
             "planx-test-{}",
             shared::crypto::hex(&shared::crypto::random_bytes::<8>())
         );
-        let store = DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&sdk(&database.url).await),
-            &table,
-        );
+        let store = DynamoStore::new(Sdk::ready(sdk(&database.url).await), &table);
         store.create_table().await.expect("moto creates the table");
         Some(Arc::new(Backend {
             store,
@@ -127,7 +125,7 @@ impl Backend {
             .await
             .expect("moto verifies the sender");
         Arc::new(shared::notify::aws::AwsNotifier::new(
-            &sdk,
+            Sdk::ready(sdk),
             &config.sms_sender_id,
             &config.mail_from,
         ))

@@ -1,19 +1,19 @@
 //! The AWS notifier: SMS through SNS `Publish`, mail through SES `SendEmail`.
 
-use std::sync::OnceLock;
-
 use async_trait::async_trait;
 use aws_sdk_ses::types::{Body, Content, Destination, Message as SesMessage};
 use aws_sdk_sns::types::MessageAttributeValue;
+use tokio::sync::OnceCell;
 
 use super::{Message, Notifier, NotifyError};
+use crate::aws::Sdk;
 
 /// The clients are built on first send (building one loads the TLS trust
 /// roots: work a cold start should not do before it is needed).
 pub struct AwsNotifier {
-    sdk: aws_config::SdkConfig,
-    sns: OnceLock<aws_sdk_sns::Client>,
-    ses: OnceLock<aws_sdk_ses::Client>,
+    sdk: Sdk,
+    sns: OnceCell<aws_sdk_sns::Client>,
+    ses: OnceCell<aws_sdk_ses::Client>,
     sender_id: String,
     from: String,
 }
@@ -43,11 +43,11 @@ fn content(data: &str) -> Result<Content, NotifyError> {
 
 impl AwsNotifier {
     /// `sender_id` is SNS's alphanumeric sender id (empty: none); `from` a verified SES identity.
-    pub fn new(sdk: &aws_config::SdkConfig, sender_id: &str, from: &str) -> Self {
+    pub fn new(sdk: Sdk, sender_id: &str, from: &str) -> Self {
         Self {
-            sdk: sdk.clone(),
-            sns: OnceLock::new(),
-            ses: OnceLock::new(),
+            sdk,
+            sns: OnceCell::new(),
+            ses: OnceCell::new(),
             sender_id: sender_id.into(),
             from: from.into(),
         }
@@ -60,7 +60,10 @@ impl Notifier for AwsNotifier {
         match message {
             Message::Sms { to, text } => {
                 // Transactional: delivered for reliability, not cost (codes expire in minutes).
-                let sns = self.sns.get_or_init(|| aws_sdk_sns::Client::new(&self.sdk));
+                let sns = self
+                    .sns
+                    .get_or_init(|| async { aws_sdk_sns::Client::new(self.sdk.get().await) })
+                    .await;
                 let mut req = sns
                     .publish()
                     .phone_number(to)
@@ -87,7 +90,10 @@ impl Notifier for AwsNotifier {
                     .subject(content(subject)?)
                     .body(body)
                     .build();
-                let ses = self.ses.get_or_init(|| aws_sdk_ses::Client::new(&self.sdk));
+                let ses = self
+                    .ses
+                    .get_or_init(|| async { aws_sdk_ses::Client::new(self.sdk.get().await) })
+                    .await;
                 let out = ses
                     .send_email()
                     .source(&self.from)

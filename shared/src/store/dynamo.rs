@@ -16,8 +16,8 @@
 //! counted ([`DynamoStore::round_trips`]) so tests can hold the counts down.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -28,6 +28,9 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update, WriteRequest,
 };
 use serde::Serialize;
+use tokio::sync::OnceCell;
+
+use crate::aws::Sdk;
 use serde::de::DeserializeOwned;
 
 use super::{
@@ -45,17 +48,11 @@ const UNKNOWN_FAILURE_MEMORY: i64 = 86_400;
 
 #[derive(Clone)]
 pub struct DynamoStore {
-    client: Arc<LazyClient>,
+    sdk: Sdk,
+    /// Built on first use, from the lazily loaded SDK configuration.
+    client: Arc<OnceCell<Client>>,
     table: Arc<str>,
     calls: Arc<AtomicU64>,
-}
-
-/// The SDK client, built on first use: building it loads the TLS trust roots,
-/// which a cold start should not pay before its first event, nor at all when
-/// the request never reaches the table.
-struct LazyClient {
-    make: Box<dyn Fn() -> Client + Send + Sync>,
-    client: OnceLock<Client>,
 }
 
 fn unavailable<E, R>(e: SdkError<E, R>) -> StoreError
@@ -191,35 +188,19 @@ fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> StoreResult<T> {
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, table: &str) -> Self {
-        let made = client.clone();
-        Self::with(
-            Box::new(move || made.clone()),
-            OnceLock::from(client),
-            table,
-        )
-    }
-
-    /// A store whose client is built from `sdk` when first needed.
-    pub fn lazy(sdk: &aws_config::SdkConfig, table: &str) -> Self {
-        let sdk = sdk.clone();
-        Self::with(Box::new(move || Client::new(&sdk)), OnceLock::new(), table)
-    }
-
-    fn with(
-        make: Box<dyn Fn() -> Client + Send + Sync>,
-        client: OnceLock<Client>,
-        table: &str,
-    ) -> Self {
+    pub fn new(sdk: Sdk, table: &str) -> Self {
         Self {
-            client: Arc::new(LazyClient { make, client }),
+            sdk,
+            client: Arc::new(OnceCell::new()),
             table: table.into(),
             calls: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    fn client(&self) -> &Client {
-        self.client.client.get_or_init(|| (self.client.make)())
+    async fn client(&self) -> &Client {
+        self.client
+            .get_or_init(|| async { Client::new(self.sdk.get().await) })
+            .await
     }
 
     /// SDK calls made so far (each is one round trip, retries aside).
@@ -247,6 +228,7 @@ impl DynamoStore {
         };
         self.count();
         self.client()
+            .await
             .create_table()
             .table_name(&*self.table)
             .billing_mode(BillingMode::PayPerRequest)
@@ -259,6 +241,7 @@ impl DynamoStore {
             .map_err(unavailable)?;
         self.count();
         self.client()
+            .await
             .update_time_to_live()
             .table_name(&*self.table)
             .time_to_live_specification(build(
@@ -277,6 +260,7 @@ impl DynamoStore {
         self.count();
         let out = self
             .client()
+            .await
             .get_item()
             .table_name(&*self.table)
             .set_key(Some(key))
@@ -290,6 +274,7 @@ impl DynamoStore {
     async fn put(&self, item: Item) -> StoreResult<()> {
         self.count();
         self.client()
+            .await
             .put_item()
             .table_name(&*self.table)
             .set_item(Some(item))
@@ -302,6 +287,7 @@ impl DynamoStore {
     async fn delete(&self, key: Item) -> StoreResult<()> {
         self.count();
         self.client()
+            .await
             .delete_item()
             .table_name(&*self.table)
             .set_key(Some(key))
@@ -322,6 +308,7 @@ impl DynamoStore {
         )?;
         let out = self
             .client()
+            .await
             .batch_get_item()
             .request_items(&*self.table, request)
             .send()
@@ -360,6 +347,7 @@ impl DynamoStore {
         self.count();
         let mut req = self
             .client()
+            .await
             .update_item()
             .table_name(&*self.table)
             .set_key(Some(user_key(id)))
@@ -458,6 +446,7 @@ impl DynamoStore {
         self.count();
         match self
             .client()
+            .await
             .transact_write_items()
             .set_transact_items(Some(items))
             .send()
@@ -487,6 +476,7 @@ impl DynamoStore {
         self.count();
         let mut req = self
             .client()
+            .await
             .update_item()
             .table_name(&*self.table)
             .set_key(Some(key.clone()))
@@ -533,6 +523,7 @@ impl DynamoStore {
             self.count();
             let mut req = self
                 .client()
+                .await
                 .update_item()
                 .table_name(&*self.table)
                 .set_key(Some(key))
@@ -600,6 +591,7 @@ impl Store for DynamoStore {
         self.count();
         match self
             .client()
+            .await
             .transact_write_items()
             .set_transact_items(Some(items))
             .send()
@@ -637,6 +629,7 @@ impl Store for DynamoStore {
             self.count();
             let out = self
                 .client()
+                .await
                 .scan()
                 .table_name(&*self.table)
                 .filter_expression("sk = :p")
@@ -787,6 +780,7 @@ impl Store for DynamoStore {
         self.count();
         match self
             .client()
+            .await
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(build(put)?).build())
             .transact_items(TransactWriteItem::builder().update(build(update)?).build())
@@ -823,6 +817,7 @@ impl Store for DynamoStore {
         self.count();
         let r = self
             .client()
+            .await
             .update_item()
             .table_name(&*self.table)
             .set_key(Some(session_key(user_id, id)))
@@ -856,6 +851,7 @@ impl Store for DynamoStore {
             self.count();
             let out = self
                 .client()
+                .await
                 .query()
                 .table_name(&*self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :s)")
@@ -891,6 +887,7 @@ impl Store for DynamoStore {
                 self.count();
                 let out = self
                     .client()
+                    .await
                     .batch_write_item()
                     .request_items(&*self.table, requests)
                     .send()
@@ -934,6 +931,7 @@ impl Store for DynamoStore {
         self.count();
         let r = self
             .client()
+            .await
             .delete_item()
             .table_name(&*self.table)
             .set_key(Some(key.clone()))
@@ -958,6 +956,7 @@ impl Store for DynamoStore {
         self.count();
         let r = self
             .client()
+            .await
             .update_item()
             .table_name(&*self.table)
             .set_key(Some(key.clone()))
@@ -993,6 +992,7 @@ impl Store for DynamoStore {
         self.count();
         let r = self
             .client()
+            .await
             .update_item()
             .table_name(&*self.table)
             .set_key(Some(user_key(user_id)))
@@ -1019,6 +1019,7 @@ impl Store for DynamoStore {
         self.count();
         let r = self
             .client()
+            .await
             .update_item()
             .table_name(&*self.table)
             .set_key(Some(k.clone()))
@@ -1057,6 +1058,7 @@ impl Store for DynamoStore {
         self.count();
         let r = self
             .client()
+            .await
             .put_item()
             .table_name(&*self.table)
             .set_item(Some(item(
@@ -1096,6 +1098,7 @@ impl Store for DynamoStore {
         self.count();
         let r = self
             .client()
+            .await
             .update_item()
             .table_name(&*self.table)
             .set_key(Some(rate_key(key)))
