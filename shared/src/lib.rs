@@ -15,6 +15,8 @@ pub mod logs;
 pub mod model;
 pub mod notify;
 pub mod password;
+#[cfg(test)]
+mod proptests;
 pub mod secret;
 pub mod state;
 pub mod store;

@@ -102,13 +102,13 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or_default();
-        serde_urlencoded_compatible(query).map(Query)
+        parse_query(query).map(Query)
     }
 }
 
 /// Decodes a query string through a JSON object of strings, so the same field
 /// naming applies (every query value is a string here).
-fn serde_urlencoded_compatible<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+pub(crate) fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
     let mut map = serde_json::Map::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -124,7 +124,7 @@ fn hex_val(b: u8) -> Option<u8> {
 }
 
 /// Percent-decoding with `+` as space; invalid escapes are kept as written.
-fn decode_component(s: &str) -> String {
+pub(crate) fn decode_component(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -187,13 +187,13 @@ mod tests {
 
     #[test]
     fn query_strings() {
-        let q: Q = serde_urlencoded_compatible("email=a%2Bb%40x.co&email=ignored").unwrap();
+        let q: Q = parse_query("email=a%2Bb%40x.co&email=ignored").unwrap();
         assert_eq!(q.email, "a+b@x.co");
-        let q: Q = serde_urlencoded_compatible("email=a+b%zz%4%C3%A9%e").unwrap();
+        let q: Q = parse_query("email=a+b%zz%4%C3%A9%e").unwrap();
         assert_eq!(q.email, "a b%zz%4é%e");
-        let q: Q = serde_urlencoded_compatible("email=%é%").unwrap();
+        let q: Q = parse_query("email=%é%").unwrap();
         assert_eq!(q.email, "%é%");
-        let e = serde_urlencoded_compatible::<Q>("other=1").unwrap_err();
+        let e = parse_query::<Q>("other=1").unwrap_err();
         assert!(e.to_string().starts_with("email: missing field"), "{e}");
     }
 }
