@@ -1,8 +1,11 @@
 //! The local entry point's library: the merged API, so `planx serve`, the
 //! contract tests and benchmarks all run the routers the Lambda functions run.
 
+pub mod openapi;
+
 use axum::Router;
 use shared::AppState;
+use shared::config::Mode;
 
 /// Every function's router, in the order of the design's layout.
 pub fn routers() -> Vec<Router<AppState>> {
@@ -15,7 +18,12 @@ pub fn routers() -> Vec<Router<AppState>> {
     ]
 }
 
-/// The whole API as one service.
+/// The whole API as one service; outside release mode it also serves its
+/// OpenAPI document at `GET /openapi.json` (the Lambda functions never do).
 pub fn app(state: AppState) -> Router {
-    shared::http::app(routers(), state)
+    let mut routers = routers();
+    if state.config.mode != Mode::Release {
+        routers.push(openapi::router());
+    }
+    shared::http::app(routers, state)
 }

@@ -70,6 +70,8 @@ enum Command {
     /// Manage the DynamoDB table.
     #[command(subcommand)]
     Table(TableCommand),
+    /// Print the OpenAPI 3.1 document (`cargo run -- openapi > openapi.json`).
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -90,6 +92,10 @@ async fn create_table() -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        print!("{}", planx::openapi::json());
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -103,6 +109,7 @@ fn main() -> ExitCode {
             Some(Command::Serve(args)) => serve::run(args, &cli.store).await,
             Some(Command::User(cmd)) => users::run(cmd, &cli.store).await,
             Some(Command::Table(TableCommand::Create)) => create_table().await,
+            Some(Command::Openapi) => Ok(()),
         }
     });
     match result {

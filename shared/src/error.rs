@@ -118,9 +118,16 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// The body of every error response (`ErrorBody` in the OpenAPI document).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorBody)]
+pub struct Body<'a> {
+    /// The stable, machine-readable business code; each response of the
+    /// document lists the codes it can carry.
+    #[schema(example = "INVALID_FIELD")]
     code: &'a str,
+    /// A human-readable explanation; for `INVALID_FIELD` it starts with the field's path.
+    #[schema(example = "email: is not a valid address")]
     message: String,
 }
 

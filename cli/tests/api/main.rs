@@ -9,6 +9,7 @@ mod events;
 mod faults;
 mod login;
 mod logs;
+mod openapi;
 mod ping_options;
 mod races;
 mod recovery;

@@ -82,7 +82,8 @@ async fn parallel_sms_logins_with_one_code_sign_in_once() {
         "{statuses:?}"
     );
     assert!(
-        statuses.iter().all(|s| *s == 204 || *s == 400),
+        // The losers' failures count against the account, so late ones may meet its back-off.
+        statuses.iter().all(|s| [204, 400, 429].contains(s)),
         "{statuses:?}"
     );
 }

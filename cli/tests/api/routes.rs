@@ -23,7 +23,7 @@ use crate::support::TestApp;
 
 /// The seed's operations (`shared/seed-api.md`): method, `baseUrl` as the seed
 /// writes it, and its `summary`. Twenty in all.
-const SEED: [(&str, &str, &str); 20] = [
+pub(crate) const SEED: [(&str, &str, &str); 20] = [
     ("GET", "/", "Ping"),
     ("POST", "/login", "Login"),
     ("GET", "/login/sms", "SMS Login Code"),
@@ -47,7 +47,7 @@ const SEED: [(&str, &str, &str); 20] = [
 ];
 
 /// What the routers serve beyond the seed, and why.
-const EXTRA: [(&str, &str, &str); 5] = [
+pub(crate) const EXTRA: [(&str, &str, &str); 5] = [
     (
         "POST",
         "/refresh_token",
@@ -115,7 +115,7 @@ struct Route {
 }
 
 /// `/user/:key` (the seed's way) as the gateway writes it: `/user/{key}`.
-fn gateway_path(seed_path: &str) -> String {
+pub(crate) fn gateway_path(seed_path: &str) -> String {
     seed_path
         .split('/')
         .map(|s| match s.strip_prefix(':') {

@@ -6,10 +6,20 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use shared::error::Body as ErrorBody;
 use shared::http::Query;
 use shared::{ApiError, ApiResult, AppState, crypto};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+/// This function's operations in the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(OpenApi)]
+    #[openapi(paths(options))]
+    struct Doc;
+    Doc::openapi()
+}
 
 const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
@@ -17,10 +27,53 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/options", get(options))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct OptionsQuery {
+    /// `upload`, `collaboration` or `generate-secret`.
+    #[serde(rename = "type")]
+    #[param(example = "upload")]
+    kind: String,
+}
+
+/// The bodies of `GET /options` (built with `json!` in [`options`]; these types only document them).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum Options {
+    Upload(UploadOptions),
+    Collaboration(CollaborationOptions),
+    Secret(GeneratedSecret),
+}
+
+/// `type=upload`: where and how much the console may upload.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+struct UploadOptions {
     #[serde(rename = "type")]
     kind: String,
+    url: String,
+    /// The size limit in bytes.
+    limit: u64,
+}
+
+/// `type=collaboration`: the Lark OAuth sign-in URL and its parts.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+struct CollaborationOptions {
+    url: String,
+    redirect: String,
+    app_id: String,
+}
+
+/// `type=generate-secret`: a fresh random id (8 characters) and key (16).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+struct GeneratedSecret {
+    #[schema(pattern = "^[A-Za-z0-9]{8}$")]
+    id: String,
+    #[schema(pattern = "^[A-Za-z0-9]{16}$")]
+    key: String,
 }
 
 /// Percent-encodes a query value (RFC 3986 unreserved characters pass through).
@@ -36,6 +89,18 @@ fn encode(value: &str) -> String {
         .collect()
 }
 
+#[utoipa::path(
+    get,
+    path = "/options",
+    tag = "options",
+    summary = "Load Option",
+    description = "Public settings the console needs before sign-in, or fresh random credentials.",
+    params(OptionsQuery),
+    responses(
+        (status = 200, description = "The options of that type (`Cache-Control: no-store`).", body = Options),
+        (status = 400, description = "Code: `INVALID_FIELD`.", body = ErrorBody),
+    )
+)]
 async fn options(
     State(state): State<AppState>,
     Query(q): Query<OptionsQuery>,

@@ -11,6 +11,31 @@ use shared::clock::rfc3339;
 use shared::config::Mode;
 use shared::http::{Client, cookies};
 use shared::{AppState, crypto};
+use utoipa::{OpenApi, ToSchema};
+
+/// This function's operations in the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(OpenApi)]
+    #[openapi(paths(ping))]
+    struct Doc;
+    Doc::openapi()
+}
+
+/// The body of `GET /` (built with `json!` in [`ping`]; this type only documents it).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct Ping {
+    /// The server's name (`NAME`).
+    name: String,
+    /// The caller's IP address as the edge saw it.
+    ip: String,
+    /// The server's time, RFC 3339.
+    #[schema(format = DateTime)]
+    now: String,
+    /// The redacted configuration; only outside release mode.
+    #[schema(value_type = Option<Object>)]
+    values: Option<serde_json::Value>,
+}
 
 /// How long the XSRF cookies last: a week, refreshed by every ping.
 const XSRF_MAX_AGE: i64 = 7 * 86_400;
@@ -27,6 +52,18 @@ fn valid_salt(salt: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "ping",
+    summary = "Ping",
+    description = "Who answered, and the XSRF cookies: `XSRF-SALT` (HttpOnly) and `XSRF-TOKEN`, \
+        whose value every POST, PATCH, PUT and DELETE echoes in the `X-XSRF-TOKEN` header.",
+    responses(
+        (status = 200, description = "Sets the `XSRF-SALT` and `XSRF-TOKEN` cookies.", body = Ping,
+            headers(("Set-Cookie" = String, description = "`XSRF-SALT` (HttpOnly) and `XSRF-TOKEN`"))),
+    )
+)]
 async fn ping(
     State(state): State<AppState>,
     client: Client,

@@ -7,11 +7,21 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use shared::codes::{self, Channel, Issue};
+use shared::error::Body as ErrorBody;
 use shared::http::{Client, Json, Query};
 use shared::model::Purpose;
 use shared::secret::Secret;
 use shared::store::UserChange;
 use shared::{ApiError, ApiResult, AppState, password, validate};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+/// This function's operations in the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(OpenApi)]
+    #[openapi(paths(forget_code, forget_reset))]
+    struct Doc;
+    Doc::openapi()
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -19,13 +29,31 @@ pub fn router() -> Router<AppState> {
         .route("/forget_reset", post(forget_reset))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct EmailQuery {
+    /// The account's email address.
     email: String,
 }
 
 /// Mails a reset code. 204 whether or not the address has an active account;
 /// only an active account is sent anything.
+#[utoipa::path(
+    get,
+    path = "/forget_code",
+    tag = "recovery",
+    summary = "Reset Password Code",
+    description = "Mails a password reset code. 204 whether or not the address has an active account.",
+    params(EmailQuery),
+    responses(
+        (status = 204, description = "Sent, if an active account has that address."),
+        (status = 400, description = "Code: `INVALID_FIELD`.", body = ErrorBody),
+        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap).", body = ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait"))),
+        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
+        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+    )
+)]
 async fn forget_code(
     State(state): State<AppState>,
     client: Client,
@@ -50,15 +78,35 @@ async fn forget_code(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct Reset {
     email: String,
+    /// The six-digit code from the mail.
+    #[schema(value_type = String, format = Password)]
     code: Secret<String>,
+    /// The new password.
+    #[schema(value_type = String, format = Password)]
     password: Secret<String>,
 }
 
 /// Sets a new password with a mailed code and ends every session of the account.
 /// The password is checked before the code, so a refused password spends nothing.
+#[utoipa::path(
+    post,
+    path = "/forget_reset",
+    tag = "recovery",
+    summary = "Reset Password",
+    description = "Sets a new password with a mailed code and ends every session of the account.",
+    request_body = Reset,
+    responses(
+        (status = 204, description = "The password is changed."),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `WEAK_PASSWORD`, `INVALID_CODE`.", body = ErrorBody),
+        (status = 413, description = "Code: `PAYLOAD_TOO_LARGE`.", body = ErrorBody),
+        (status = 415, description = "Code: `UNSUPPORTED_MEDIA_TYPE`.", body = ErrorBody),
+        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
+        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+    )
+)]
 async fn forget_reset(
     State(state): State<AppState>,
     Json(body): Json<Reset>,

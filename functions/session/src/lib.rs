@@ -10,11 +10,41 @@ use serde::Deserialize;
 use serde_json::json;
 use shared::codes::{self, Channel, Issue};
 use shared::crypto;
+use shared::error::Body as ErrorBody;
 use shared::http::{Auth, Client, Json, Query, cookies};
 use shared::model::{LoginMethod, LoginRecord, Purpose, Session, User};
 use shared::secret::Secret;
 use shared::store::Lookup;
 use shared::{ApiError, ApiResult, AppState, lockout, password, totp, validate};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+/// This function's operations in the OpenAPI document (security schemes and
+/// the CSRF header are added where the documents are merged, in the CLI).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(OpenApi)]
+    #[openapi(paths(
+        login,
+        sms_code,
+        sms_login,
+        totp_login,
+        verify,
+        refresh_code,
+        refresh_token_get,
+        refresh_token_post,
+        logout
+    ))]
+    struct Doc;
+    Doc::openapi()
+}
+
+/// `{"code": ...}`: a refresh code for `/refresh_token`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct RefreshCode {
+    /// Six digits, valid for a few seconds and once.
+    #[schema(pattern = "^[0-9]{6}$", example = "123456")]
+    code: String,
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -71,12 +101,32 @@ async fn sign_in(
     Ok(no_content_with(token_cookie(state, &jwt)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct PasswordLogin {
     email: String,
+    #[schema(value_type = String, format = Password)]
     password: Secret<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/login",
+    tag = "session",
+    summary = "Login",
+    description = "Signs in with email and password; sets the `TOKEN` cookie.",
+    request_body = PasswordLogin,
+    responses(
+        (status = 204, description = "Signed in; `Set-Cookie: TOKEN=...` (HttpOnly).",
+            headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CREDENTIALS`, `ACCOUNT_DISABLED`.", body = ErrorBody),
+        (status = 413, description = "Code: `PAYLOAD_TOO_LARGE`.", body = ErrorBody),
+        (status = 415, description = "Code: `UNSUPPORTED_MEDIA_TYPE`.", body = ErrorBody),
+        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off).", body = ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait"))),
+        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
+        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+    )
+)]
 async fn login(
     State(state): State<AppState>,
     client: Client,
@@ -105,13 +155,31 @@ async fn login(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PhoneQuery {
+    /// A phone number in E.164 form, e.g. `+14155550123`.
     phone: String,
 }
 
 /// Sends a sign-in code to a phone. Answers 204 whether or not an account has
 /// that phone, and sends nothing if none (or a disabled one) does.
+#[utoipa::path(
+    get,
+    path = "/login/sms",
+    tag = "session",
+    summary = "SMS Login Code",
+    description = "Sends a sign-in code by SMS. 204 whether or not an account has that phone.",
+    params(PhoneQuery),
+    responses(
+        (status = 204, description = "Sent, if an active account has that phone."),
+        (status = 400, description = "Code: `INVALID_FIELD`.", body = ErrorBody),
+        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap).", body = ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait"))),
+        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
+        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+    )
+)]
 async fn sms_code(
     State(state): State<AppState>,
     client: Client,
@@ -134,12 +202,33 @@ async fn sms_code(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct SmsLogin {
     phone: String,
+    /// The six-digit code sent by SMS.
+    #[schema(value_type = String, format = Password)]
     code: Secret<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/login/sms",
+    tag = "session",
+    summary = "SMS Login",
+    description = "Signs in with a code sent by SMS; sets the `TOKEN` cookie.",
+    request_body = SmsLogin,
+    responses(
+        (status = 204, description = "Signed in; `Set-Cookie: TOKEN=...` (HttpOnly).",
+            headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CODE`, `ACCOUNT_DISABLED`.", body = ErrorBody),
+        (status = 413, description = "Code: `PAYLOAD_TOO_LARGE`.", body = ErrorBody),
+        (status = 415, description = "Code: `UNSUPPORTED_MEDIA_TYPE`.", body = ErrorBody),
+        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off).", body = ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait"))),
+        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
+        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+    )
+)]
 async fn sms_login(
     State(state): State<AppState>,
     client: Client,
@@ -159,14 +248,35 @@ async fn sms_login(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct TotpLogin {
     email: String,
+    /// The six-digit code the authenticator app shows.
+    #[schema(value_type = String, format = Password)]
     code: Secret<String>,
 }
 
 /// Accepts a code of the current step or one either side, never a step at or
 /// before the last one accepted (the advance is a conditional write).
+#[utoipa::path(
+    post,
+    path = "/login/totp",
+    tag = "session",
+    summary = "TOTP Login",
+    description = "Signs in with email and a TOTP code; sets the `TOKEN` cookie.",
+    request_body = TotpLogin,
+    responses(
+        (status = 204, description = "Signed in; `Set-Cookie: TOKEN=...` (HttpOnly).",
+            headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CREDENTIALS`, `ACCOUNT_DISABLED`.", body = ErrorBody),
+        (status = 413, description = "Code: `PAYLOAD_TOO_LARGE`.", body = ErrorBody),
+        (status = 415, description = "Code: `UNSUPPORTED_MEDIA_TYPE`.", body = ErrorBody),
+        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off).", body = ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait"))),
+        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
+        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+    )
+)]
 async fn totp_login(
     State(state): State<AppState>,
     client: Client,
@@ -188,11 +298,39 @@ async fn totp_login(
     Err(lockout::fail(&state, &client.ip, &key, ApiError::InvalidCredentials).await)
 }
 
+#[utoipa::path(
+    get,
+    path = "/verify",
+    tag = "session",
+    summary = "Verify",
+    description = "204 while the caller's session lives.",
+    security(("token" = [])),
+    responses(
+        (status = 204, description = "Signed in."),
+        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
+        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
+        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+    )
+)]
 async fn verify(_: Auth) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
 /// A one-time code, bound to the caller's session, to exchange for a new token.
+#[utoipa::path(
+    get,
+    path = "/refresh_code",
+    tag = "session",
+    summary = "Token Refresh Code",
+    description = "A one-time code bound to the caller's session, to exchange at `/refresh_token`.",
+    security(("token" = [])),
+    responses(
+        (status = 200, description = "The code (`Cache-Control: no-store`).", body = RefreshCode),
+        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
+        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
+        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+    )
+)]
 async fn refresh_code(State(state): State<AppState>, auth: Auth) -> ApiResult<impl IntoResponse> {
     let ttl = state.config.lifetimes.refresh_code;
     let code = codes::store(&state, Purpose::Refresh, &auth.session_id, None, ttl, None).await?;
@@ -202,11 +340,32 @@ async fn refresh_code(State(state): State<AppState>, auth: Auth) -> ApiResult<im
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RefreshBody {
+    /// The six-digit code from `GET /refresh_code`.
+    #[schema(value_type = String, format = Password)]
+    #[param(value_type = String, format = Password)]
     code: Secret<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/refresh_token",
+    tag = "session",
+    summary = "Refresh Token",
+    description = "Exchanges a refresh code (in the query) for a new `TOKEN` of the same session.",
+    params(RefreshBody),
+    security(("token" = [])),
+    responses(
+        (status = 204, description = "A new `TOKEN` cookie is set.",
+            headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
+        (status = 400, description = "Codes: `INVALID_FIELD`, `INVALID_CODE`.", body = ErrorBody),
+        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
+        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
+        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+    )
+)]
 async fn refresh_token_get(
     state: State<AppState>,
     auth: Auth,
@@ -215,6 +374,25 @@ async fn refresh_token_get(
     refresh_token(state, auth, q).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/refresh_token",
+    tag = "session",
+    summary = "Refresh Token (JSON body)",
+    description = "Exchanges a refresh code (in a JSON body) for a new `TOKEN` of the same session.",
+    request_body = RefreshBody,
+    security(("token" = [])),
+    responses(
+        (status = 204, description = "A new `TOKEN` cookie is set.",
+            headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CODE`.", body = ErrorBody),
+        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
+        (status = 413, description = "Code: `PAYLOAD_TOO_LARGE`.", body = ErrorBody),
+        (status = 415, description = "Code: `UNSUPPORTED_MEDIA_TYPE`.", body = ErrorBody),
+        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
+        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+    )
+)]
 async fn refresh_token_post(
     state: State<AppState>,
     auth: Auth,
@@ -242,6 +420,20 @@ async fn refresh_token(
 }
 
 /// Ends the caller's session, if any, and clears the cookie. Always 204.
+#[utoipa::path(
+    post,
+    path = "/logout",
+    tag = "session",
+    summary = "Logout",
+    description = "Ends the caller's session, if any, and clears the `TOKEN` cookie.",
+    security((), ("token" = [])),
+    responses(
+        (status = 204, description = "Signed out; the `TOKEN` cookie is cleared.",
+            headers(("Set-Cookie" = String, description = "`TOKEN=` with `Max-Age=0`"))),
+        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
+        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+    )
+)]
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     if let Some(claims) =
         cookies::get(&headers, cookies::TOKEN).and_then(|t| state.tokens.verify(t, state.now()))

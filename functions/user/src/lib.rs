@@ -2,46 +2,111 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json as JsonResponse, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use shared::clock::rfc3339;
 use shared::codes::{self, Channel, Issue};
+use shared::error::Body as ErrorBody;
 use shared::http::{Auth, Client, Json, Query};
 use shared::model::{Purpose, Totp, User};
 use shared::secret::Secret;
 use shared::store::{StoreError, Unique, UserChange};
 use shared::{ApiError, ApiResult, AppState, lockout, password, totp, validate};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+/// This function's operations in the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(OpenApi)]
+    #[openapi(paths(
+        profile,
+        set_profile,
+        set_password,
+        phone_code,
+        bind_phone,
+        totp_url,
+        bind_totp,
+        unset,
+        unset_password,
+        unset_phone_code,
+        unset_phone,
+        unset_totp
+    ))]
+    struct Doc;
+    Doc::openapi()
+}
+
+/// The profile of `GET /user` (built with `json!` in [`view`]; this type only documents it).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+struct Profile {
+    #[serde(rename = "_id")]
+    id: String,
+    email: String,
+    name: String,
+    avatar: String,
+    /// The bound phone, masked (`""` when none).
+    phone: String,
+    /// Logins ever made.
+    sessions: u64,
+    /// The most recent login, `null` before the first.
+    history: Option<LoginHistory>,
+    /// `"******"` when a TOTP app is bound, `""` otherwise.
+    totp: String,
+    /// The bound Lark account, if any.
+    #[schema(value_type = Option<Object>)]
+    lark: Option<Value>,
+    /// Whether the account is active.
+    status: bool,
+    #[schema(format = DateTime)]
+    create_time: String,
+    #[schema(format = DateTime)]
+    update_time: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+struct LoginHistory {
+    #[schema(format = DateTime)]
+    time: String,
+    ip: String,
+    user_agent: String,
+    method: LoginMethod,
+}
+
+/// How a login was made.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum LoginMethod {
+    Password,
+    Sms,
+    Totp,
+}
+
+/// `{"totp": URI}`: a pending TOTP secret to scan.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct TotpUri {
+    /// An `otpauth://totp/...` URI.
+    #[schema(
+        example = "otpauth://totp/planx:ada%40example.com?secret=JBSWY3DPEHPK3PXP&issuer=planx"
+    )]
+    totp: String,
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/user", get(profile).patch(set_profile))
-        .route(
-            "/user/password",
-            post(set_password).merge(unset_at("password")),
-        )
-        .route(
-            "/user/phone_code",
-            get(phone_code).merge(unset_at("phone_code")),
-        )
-        .route("/user/phone", post(bind_phone).merge(unset_at("phone")))
+        .route("/user/password", post(set_password).delete(unset_password))
+        .route("/user/phone_code", get(phone_code).delete(unset_phone_code))
+        .route("/user/phone", post(bind_phone).delete(unset_phone))
         .route(
             "/user/totp",
-            get(totp_url).post(bind_totp).merge(unset_at("totp")),
+            get(totp_url).post(bind_totp).delete(unset_totp),
         )
         .route("/user/{key}", delete(unset))
-}
-
-/// `DELETE /user/{key}` where `{key}` is also a static path of this router: the
-/// static path wins the match, so without its own DELETE the request would get
-/// 405 and never reach [`unset`] (`DELETE /user/phone` could not unbind).
-fn unset_at(key: &'static str) -> MethodRouter<AppState> {
-    delete(
-        move |State(state): State<AppState>, auth: Auth| async move {
-            unset_key(&state, &auth, key).await
-        },
-    )
 }
 
 /// Maps a uniqueness conflict to the error that names the field.
@@ -94,18 +159,55 @@ fn view(user: &User) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/user",
+    tag = "user",
+    summary = "User Info",
+    description = "The signed-in account's profile.",
+    security(("token" = [])),
+    responses(
+        (status = 200, description = "The profile.", body = Profile),
+        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
+        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
+        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+    )
+)]
 async fn profile(State(state): State<AppState>, auth: Auth) -> ApiResult<JsonResponse<Value>> {
     Ok(JsonResponse(view(&load(&state, &auth).await?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct SetProfile {
+    /// The field to change: `email`, `name` or `avatar` (any case).
+    #[schema(example = "name")]
     key: String,
+    /// Required when `key` is `email`.
     email: Option<String>,
+    /// Required when `key` is `name`.
     name: Option<String>,
+    /// Required when `key` is `avatar`.
     avatar: Option<String>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/user",
+    tag = "user",
+    summary = "Set User",
+    description = "Changes one profile field, named by `key`.",
+    request_body = SetProfile,
+    security(("token" = [])),
+    responses(
+        (status = 204, description = "Changed."),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `EMAIL_TAKEN`.", body = ErrorBody),
+        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
+        (status = 413, description = "Code: `PAYLOAD_TOO_LARGE`.", body = ErrorBody),
+        (status = 415, description = "Code: `UNSUPPORTED_MEDIA_TYPE`.", body = ErrorBody),
+        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
+        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+    )
+)]
 async fn set_profile(
     State(state): State<AppState>,
     auth: Auth,
@@ -133,14 +235,38 @@ async fn set_profile(
     change(&state, &auth, update).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct SetPassword {
+    /// The current password.
+    #[schema(value_type = String, format = Password)]
     old: Secret<String>,
+    /// The new password.
+    #[schema(value_type = String, format = Password)]
     password: Secret<String>,
 }
 
 /// Changes the password after checking the old one (throttled like a login),
 /// and ends every other session of the account.
+#[utoipa::path(
+    post,
+    path = "/user/password",
+    tag = "user",
+    summary = "Set Password",
+    description = "Changes the password after checking the old one; ends every other session.",
+    request_body = SetPassword,
+    security(("token" = [])),
+    responses(
+        (status = 204, description = "Changed."),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `WEAK_PASSWORD`, `WRONG_PASSWORD`.", body = ErrorBody),
+        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
+        (status = 413, description = "Code: `PAYLOAD_TOO_LARGE`.", body = ErrorBody),
+        (status = 415, description = "Code: `UNSUPPORTED_MEDIA_TYPE`.", body = ErrorBody),
+        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off).", body = ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait"))),
+        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
+        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+    )
+)]
 async fn set_password(
     State(state): State<AppState>,
     auth: Auth,
@@ -169,12 +295,32 @@ async fn set_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PhoneQuery {
+    /// The phone number to bind, in E.164 form, e.g. `+14155550123`.
     phone: String,
 }
 
 /// Sends a code to the phone to be bound; the code is valid only for that number.
+#[utoipa::path(
+    get,
+    path = "/user/phone_code",
+    tag = "user",
+    summary = "User SMS Code",
+    description = "Sends a code by SMS to the phone to be bound.",
+    params(PhoneQuery),
+    security(("token" = [])),
+    responses(
+        (status = 204, description = "Sent."),
+        (status = 400, description = "Codes: `INVALID_FIELD`, `PHONE_TAKEN`.", body = ErrorBody),
+        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
+        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap).", body = ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait"))),
+        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
+        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+    )
+)]
 async fn phone_code(
     State(state): State<AppState>,
     auth: Auth,
@@ -200,12 +346,32 @@ async fn phone_code(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct BindPhone {
     phone: String,
+    /// The six-digit code sent by SMS.
+    #[schema(value_type = String, format = Password)]
     code: Secret<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/user/phone",
+    tag = "user",
+    summary = "Bind User's Phone",
+    description = "Binds the phone the code was sent to.",
+    request_body = BindPhone,
+    security(("token" = [])),
+    responses(
+        (status = 204, description = "Bound."),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CODE`, `PHONE_TAKEN`.", body = ErrorBody),
+        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
+        (status = 413, description = "Code: `PAYLOAD_TOO_LARGE`.", body = ErrorBody),
+        (status = 415, description = "Code: `UNSUPPORTED_MEDIA_TYPE`.", body = ErrorBody),
+        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
+        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+    )
+)]
 async fn bind_phone(
     State(state): State<AppState>,
     auth: Auth,
@@ -227,6 +393,20 @@ async fn bind_phone(
 /// A new TOTP secret as an otpauth URI, pending until bound with two codes.
 /// Only the secret's digest is kept meanwhile. The answer carries the secret,
 /// so no cache may keep it.
+#[utoipa::path(
+    get,
+    path = "/user/totp",
+    tag = "user",
+    summary = "Generate TOTP URL",
+    description = "A new TOTP secret as an otpauth URI, pending until bound.",
+    security(("token" = [])),
+    responses(
+        (status = 200, description = "The URI (`Cache-Control: no-store`).", body = TotpUri),
+        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
+        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
+        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+    )
+)]
 async fn totp_url(
     State(state): State<AppState>,
     auth: Auth,
@@ -251,14 +431,36 @@ async fn totp_url(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct BindTotp {
+    /// The otpauth URI from `GET /user/totp`.
+    #[schema(value_type = String, format = Password)]
     totp: Secret<String>,
+    /// Two codes of consecutive steps: the previous one, then the current one.
+    #[schema(value_type = Vec<String>, min_items = 2, max_items = 2)]
     tss: Vec<Secret<String>>,
 }
 
 /// Binds the pending secret once the app shows two codes of consecutive steps,
 /// the later one no older than the previous step.
+#[utoipa::path(
+    post,
+    path = "/user/totp",
+    tag = "user",
+    summary = "Bind TOTP",
+    description = "Binds the pending TOTP secret with two consecutive codes.",
+    request_body = BindTotp,
+    security(("token" = [])),
+    responses(
+        (status = 204, description = "Bound."),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_TOTP`.", body = ErrorBody),
+        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
+        (status = 413, description = "Code: `PAYLOAD_TOO_LARGE`.", body = ErrorBody),
+        (status = 415, description = "Code: `UNSUPPORTED_MEDIA_TYPE`.", body = ErrorBody),
+        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
+        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+    )
+)]
 async fn bind_totp(
     State(state): State<AppState>,
     auth: Auth,
@@ -294,12 +496,104 @@ async fn bind_totp(
     change(&state, &auth, UserChange::Totp(Some(bound))).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/user/{key}",
+    tag = "user",
+    summary = "Unset User",
+    description = "Unbinds the phone, the TOTP app or the Lark account.",
+    params(("key" = String, Path, description = "`phone`, `totp` or `lark` (any case).", example = "phone")),
+    security(("token" = [])),
+    responses(
+        (status = 204, description = "Unbound (or was not bound)."),
+        (status = 400, description = "Code: `INVALID_FIELD` (`key` is not `phone`, `totp` or `lark`).", body = ErrorBody),
+        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
+        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
+        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+    )
+)]
 async fn unset(
     State(state): State<AppState>,
     auth: Auth,
     Path(key): Path<String>,
 ) -> ApiResult<StatusCode> {
     unset_key(&state, &auth, &key).await
+}
+
+// `DELETE /user/{key}` where `{key}` is also a static path of this router: the
+// static path wins the match, so without its own DELETE the request would get
+// 405 and never reach [`unset`] (`DELETE /user/phone` could not unbind).
+
+#[utoipa::path(
+    delete,
+    path = "/user/phone",
+    tag = "user",
+    summary = "Unset User (phone)",
+    description = "`DELETE /user/{key}` with `key` = `phone`: unbinds the phone.",
+    security(("token" = [])),
+    responses(
+        (status = 204, description = "Unbound (or was not bound)."),
+        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
+        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
+        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+    )
+)]
+async fn unset_phone(State(state): State<AppState>, auth: Auth) -> ApiResult<StatusCode> {
+    unset_key(&state, &auth, "phone").await
+}
+
+#[utoipa::path(
+    delete,
+    path = "/user/totp",
+    tag = "user",
+    summary = "Unset User (totp)",
+    description = "`DELETE /user/{key}` with `key` = `totp`: unbinds the TOTP app.",
+    security(("token" = [])),
+    responses(
+        (status = 204, description = "Unbound (or was not bound)."),
+        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
+        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
+        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+    )
+)]
+async fn unset_totp(State(state): State<AppState>, auth: Auth) -> ApiResult<StatusCode> {
+    unset_key(&state, &auth, "totp").await
+}
+
+#[utoipa::path(
+    delete,
+    path = "/user/password",
+    tag = "user",
+    summary = "Unset User (password)",
+    description = "`DELETE /user/{key}` with `key` = `password`: always refused, a password cannot be unset.",
+    security(("token" = [])),
+    responses(
+        (status = 400, description = "Code: `INVALID_FIELD` (`key` must be `phone`, `totp` or `lark`).", body = ErrorBody),
+        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
+        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
+        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+    )
+)]
+async fn unset_password(State(state): State<AppState>, auth: Auth) -> ApiResult<StatusCode> {
+    unset_key(&state, &auth, "password").await
+}
+
+#[utoipa::path(
+    delete,
+    path = "/user/phone_code",
+    tag = "user",
+    summary = "Unset User (phone_code)",
+    description = "`DELETE /user/{key}` with `key` = `phone_code`: always refused, it is not a field.",
+    security(("token" = [])),
+    responses(
+        (status = 400, description = "Code: `INVALID_FIELD` (`key` must be `phone`, `totp` or `lark`).", body = ErrorBody),
+        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
+        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
+        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+    )
+)]
+async fn unset_phone_code(State(state): State<AppState>, auth: Auth) -> ApiResult<StatusCode> {
+    unset_key(&state, &auth, "phone_code").await
 }
 
 async fn unset_key(state: &AppState, auth: &Auth, key: &str) -> ApiResult<StatusCode> {
