@@ -32,7 +32,10 @@ pub fn router() -> Router<AppState> {
 struct OptionsQuery {
     /// `upload`, `collaboration` or `generate-secret`.
     #[serde(rename = "type")]
-    #[param(example = "upload")]
+    #[param(
+        example = "upload",
+        pattern = "^(upload|collaboration|generate-secret)$"
+    )]
     kind: String,
 }
 

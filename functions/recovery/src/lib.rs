@@ -82,7 +82,7 @@ async fn forget_code(
 struct Reset {
     email: String,
     /// The six-digit code from the mail.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, pattern = "^[0-9]{6}$")]
     code: Secret<String>,
     /// The new password.
     #[schema(value_type = String, format = Password)]

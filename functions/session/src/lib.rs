@@ -159,6 +159,7 @@ async fn login(
 #[into_params(parameter_in = Query)]
 struct PhoneQuery {
     /// A phone number in E.164 form, e.g. `+14155550123`.
+    #[param(pattern = r"^\+[1-9][0-9]{6,14}$", example = "+14155550123")]
     phone: String,
 }
 
@@ -204,9 +205,10 @@ async fn sms_code(
 
 #[derive(Deserialize, ToSchema)]
 struct SmsLogin {
+    #[schema(pattern = r"^\+[1-9][0-9]{6,14}$", example = "+14155550123")]
     phone: String,
     /// The six-digit code sent by SMS.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, pattern = "^[0-9]{6}$")]
     code: Secret<String>,
 }
 
@@ -252,7 +254,7 @@ async fn sms_login(
 struct TotpLogin {
     email: String,
     /// The six-digit code the authenticator app shows.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, pattern = "^[0-9]{6}$")]
     code: Secret<String>,
 }
 
@@ -344,8 +346,8 @@ async fn refresh_code(State(state): State<AppState>, auth: Auth) -> ApiResult<im
 #[into_params(parameter_in = Query)]
 struct RefreshBody {
     /// The six-digit code from `GET /refresh_code`.
-    #[schema(value_type = String, format = Password)]
-    #[param(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, pattern = "^[0-9]{6}$")]
+    #[param(value_type = String, format = Password, pattern = "^[0-9]{6}$")]
     code: Secret<String>,
 }
 

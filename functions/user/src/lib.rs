@@ -299,6 +299,7 @@ async fn set_password(
 #[into_params(parameter_in = Query)]
 struct PhoneQuery {
     /// The phone number to bind, in E.164 form, e.g. `+14155550123`.
+    #[param(pattern = r"^\+[1-9][0-9]{6,14}$", example = "+14155550123")]
     phone: String,
 }
 
@@ -348,9 +349,10 @@ async fn phone_code(
 
 #[derive(Deserialize, ToSchema)]
 struct BindPhone {
+    #[schema(pattern = r"^\+[1-9][0-9]{6,14}$", example = "+14155550123")]
     phone: String,
     /// The six-digit code sent by SMS.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, pattern = "^[0-9]{6}$")]
     code: Secret<String>,
 }
 
