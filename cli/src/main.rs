@@ -43,10 +43,14 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
-    /// Opens the chosen store: the embedded file, or the DynamoDB table.
-    pub async fn open(&self, config: &shared::Config) -> Result<(Arc<dyn Store>, String), String> {
+    /// Opens the chosen store: the embedded file, or the DynamoDB table through `sdk`.
+    pub async fn open(
+        &self,
+        config: &shared::Config,
+        sdk: &shared::aws::Sdk,
+    ) -> Result<(Arc<dyn Store>, String), String> {
         if self.aws {
-            let store = shared::aws::store(&shared::aws::Sdk::from_env(), config);
+            let store = shared::aws::store(sdk, config);
             Ok((
                 Arc::new(store),
                 format!("DynamoDB table {}", config.table_name),

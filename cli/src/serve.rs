@@ -57,19 +57,18 @@ fn init_logs() {
 pub async fn run(args: ServeArgs, store_args: &StoreArgs) -> Result<(), String> {
     init_logs();
     let config = Config::from_env().map_err(|e| e.to_string())?;
+    // One SDK configuration for the table and the messages, loaded on first use.
+    let sdk = shared::aws::Sdk::from_env();
     let (store, where_): (Arc<dyn Store>, String) = if args.memory {
         (
             Arc::new(EmbeddedStore::in_memory()),
             "in memory (nothing is kept)".into(),
         )
     } else {
-        store_args.open(&config).await?
+        store_args.open(&config, &sdk).await?
     };
     let notifier: Arc<dyn Notifier> = if store_args.aws {
-        Arc::new(shared::aws::notifier(
-            &shared::aws::Sdk::from_env(),
-            &config,
-        ))
+        Arc::new(shared::aws::notifier(&sdk, &config))
     } else {
         Arc::new(TerminalNotifier::new())
     };

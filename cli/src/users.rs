@@ -41,7 +41,9 @@ pub enum UserCommand {
 
 pub async fn run(cmd: UserCommand, store_args: &StoreArgs) -> Result<(), String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
-    let (store, _) = store_args.open(&config).await?;
+    let (store, _) = store_args
+        .open(&config, &shared::aws::Sdk::from_env())
+        .await?;
     let now = SystemClock.now();
     match cmd {
         UserCommand::Add {
