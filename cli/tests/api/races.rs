@@ -1,6 +1,8 @@
-//! Concurrency: two requests racing for one code or one counter.
+//! Concurrency: requests released together (`TestApp::race`) racing for one code,
+//! one counter or one unique value.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::json;
 use shared::model::{Backoff, FailureKey, Purpose};
@@ -8,9 +10,29 @@ use shared::store::Redemption;
 
 use crate::support::{PASSWORD, TestApp};
 
+/// How many of `results` are `true`.
+fn wins(results: &[bool]) -> usize {
+    results.iter().filter(|won| **won).count()
+}
+
+/// The helper itself: no racing request starts before every task is ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_race_starts_only_once_every_task_is_ready() {
+    let app = TestApp::spawn().await;
+    let ready = Arc::new(AtomicUsize::new(0));
+    let seen = app
+        .race(20, |_| {
+            ready.fetch_add(1, Ordering::SeqCst);
+            let ready = ready.clone();
+            async move { ready.load(Ordering::SeqCst) }
+        })
+        .await;
+    assert_eq!(seen, vec![20; 20]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_redemptions_of_one_code_give_exactly_one_success() {
-    let app = Arc::new(TestApp::spawn().await);
+    let app = TestApp::spawn().await;
     let state = &app.state;
     let code = shared::codes::store(
         state,
@@ -22,11 +44,10 @@ async fn parallel_redemptions_of_one_code_give_exactly_one_success() {
     )
     .await
     .unwrap();
-    let tasks: Vec<_> = (0..50)
-        .map(|_| {
-            let app = app.clone();
+    let redeemed = app
+        .race(50, |app| {
             let code = code.clone();
-            tokio::spawn(async move {
+            async move {
                 shared::codes::redeem(
                     &app.state,
                     Purpose::PasswordReset,
@@ -36,31 +57,24 @@ async fn parallel_redemptions_of_one_code_give_exactly_one_success() {
                 )
                 .await
                 .is_ok()
-            })
+            }
         })
-        .collect();
-    let mut wins = 0;
-    for t in tasks {
-        wins += t.await.unwrap() as usize;
-    }
-    assert_eq!(wins, 1);
+        .await;
+    assert_eq!(wins(&redeemed), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_sms_logins_with_one_code_sign_in_once() {
-    let app = Arc::new(TestApp::spawn().await);
+    let app = TestApp::spawn().await;
     app.add_user_full("ada@example.com", PASSWORD, Some("+14155550123"))
         .await;
     app.ping().await;
     app.get("/login/sms?phone=%2B14155550123").await.expect(204);
     let code = app.last_code("+14155550123");
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let app = app.clone();
+    let statuses = app
+        .race(20, |browser| {
             let code = code.clone();
-            tokio::spawn(async move {
-                let browser = app.new_browser();
-                browser.ping().await;
+            async move {
                 browser
                     .post(
                         "/login/sms",
@@ -69,13 +83,9 @@ async fn parallel_sms_logins_with_one_code_sign_in_once() {
                     .await
                     .status
                     .as_u16()
-            })
+            }
         })
-        .collect();
-    let mut statuses = vec![];
-    for t in tasks {
-        statuses.push(t.await.unwrap());
-    }
+        .await;
     assert_eq!(
         statuses.iter().filter(|s| **s == 204).count(),
         1,
@@ -90,47 +100,41 @@ async fn parallel_sms_logins_with_one_code_sign_in_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_wrong_passwords_count_exactly() {
-    let app = Arc::new(TestApp::spawn_with(&[("LOGIN_BACKOFF_AFTER", "1000")]).await);
+    let app = TestApp::spawn_with(&[("LOGIN_BACKOFF_AFTER", "1000")]).await;
     let user = app.add_user("ada@example.com").await;
     app.ping().await;
     let n = 40;
-    let tasks: Vec<_> = (0..n)
-        .map(|_| {
-            let app = app.clone();
-            tokio::spawn(async move {
-                app.login("ada@example.com", "wrong password")
-                    .await
-                    .status
-                    .as_u16()
-            })
+    let statuses = app
+        .race_tabs(n, |tab| async move {
+            tab.login("ada@example.com", "wrong password")
+                .await
+                .status
+                .as_u16()
         })
-        .collect();
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), 400);
-    }
-    assert_eq!(app.user(&user.id).await.failures, n);
+        .await;
+    assert_eq!(statuses, vec![400; n]);
+    assert_eq!(app.user(&user.id).await.failures as usize, n);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_failures_of_an_unknown_identifier_count_exactly() {
     let app = TestApp::spawn().await;
-    let store = app.state.store.clone();
     let backoff = Backoff {
         threshold: 1000,
         max: 900,
     };
-    let key = FailureKey::Unknown("ghost@example.com".into());
-    let tasks: Vec<_> = (0..40)
-        .map(|_| {
-            let (store, key) = (store.clone(), key.clone());
-            tokio::spawn(async move { store.record_failure(&key, &backoff, 0).await.unwrap() })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
+    app.race(40, |app| async move {
+        let key = FailureKey::Unknown("ghost@example.com".into());
+        app.state
+            .store
+            .record_failure(&key, &backoff, 0)
+            .await
+            .unwrap()
+    })
+    .await;
     assert_eq!(
-        store
+        app.state
+            .store
             .unknown_lockout("ghost@example.com", 0)
             .await
             .unwrap()
@@ -141,31 +145,24 @@ async fn parallel_failures_of_an_unknown_identifier_count_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_code_requests_respect_the_cooldown() {
-    let app = Arc::new(TestApp::spawn().await);
+    let app = TestApp::spawn().await;
     app.add_user_full("ada@example.com", PASSWORD, Some("+14155550123"))
         .await;
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let app = app.clone();
-            tokio::spawn(async move {
-                app.get("/login/sms?phone=%2B14155550123")
-                    .await
-                    .status
-                    .as_u16()
-            })
+    let statuses = app
+        .race_tabs(20, |tab| async move {
+            tab.get("/login/sms?phone=%2B14155550123")
+                .await
+                .status
+                .as_u16()
         })
-        .collect();
-    let mut ok = 0;
-    for t in tasks {
-        ok += (t.await.unwrap() == 204) as usize;
-    }
-    assert_eq!(ok, 1);
+        .await;
+    assert_eq!(statuses.iter().filter(|s| **s == 204).count(), 1);
     assert_eq!(app.sent_to("+14155550123"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_code_spent_by_wrong_guesses_cannot_be_won_by_a_racing_right_one() {
-    let app = Arc::new(TestApp::spawn_with(&[("CODE_ATTEMPTS", "1")]).await);
+    let app = TestApp::spawn_with(&[("CODE_ATTEMPTS", "1")]).await;
     let state = &app.state;
     let code = shared::codes::store(state, Purpose::SmsLogin, "+14155550123", None, 120, None)
         .await
@@ -194,14 +191,14 @@ async fn a_code_spent_by_wrong_guesses_cannot_be_won_by_a_racing_right_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_accounts_racing_for_one_email_give_one_winner() {
-    let app = Arc::new(TestApp::spawn().await);
+    let app = TestApp::spawn().await;
     let a = app.add_user("a@example.com").await;
     let b = app.add_user("b@example.com").await;
-    let tasks: Vec<_> = [a.id, b.id]
-        .into_iter()
-        .map(|id| {
-            let app = app.clone();
-            tokio::spawn(async move {
+    let mut ids = [a.id, b.id].into_iter();
+    let changed = app
+        .race(2, |app| {
+            let id = ids.next().unwrap();
+            async move {
                 app.state
                     .store
                     .update_user(
@@ -211,14 +208,10 @@ async fn two_accounts_racing_for_one_email_give_one_winner() {
                     )
                     .await
                     .is_ok()
-            })
+            }
         })
-        .collect();
-    let mut wins = 0;
-    for t in tasks {
-        wins += t.await.unwrap() as usize;
-    }
-    assert_eq!(wins, 1);
+        .await;
+    assert_eq!(wins(&changed), 1);
     let users = app.state.store.users().await.unwrap();
     assert_eq!(
         users.iter().filter(|u| u.email == "c@example.com").count(),
@@ -230,7 +223,7 @@ async fn two_accounts_racing_for_one_email_give_one_winner() {
 async fn parallel_totp_logins_with_one_code_sign_in_once() {
     use shared::model::Totp;
     use shared::secret::Secret;
-    let app = Arc::new(TestApp::spawn().await);
+    let app = TestApp::spawn().await;
     let user = app.add_user("ada@example.com").await;
     let secret = shared::totp::new_secret();
     let bound = Totp {
@@ -243,13 +236,11 @@ async fn parallel_totp_logins_with_one_code_sign_in_once() {
         .await
         .unwrap();
     let code = shared::totp::code_at_step(&secret, shared::totp::step_of(app.clock_now())).unwrap();
-    let tasks: Vec<_> = (0..10)
-        .map(|_| {
-            let app = app.clone();
+    app.ping().await;
+    let statuses = app
+        .race(10, |browser| {
             let code = code.clone();
-            tokio::spawn(async move {
-                let browser = app.new_browser();
-                browser.ping().await;
+            async move {
                 browser
                     .post(
                         "/login/totp",
@@ -258,13 +249,9 @@ async fn parallel_totp_logins_with_one_code_sign_in_once() {
                     .await
                     .status
                     .as_u16()
-            })
+            }
         })
-        .collect();
-    let mut statuses = vec![];
-    for t in tasks {
-        statuses.push(t.await.unwrap());
-    }
+        .await;
     assert_eq!(
         statuses.iter().filter(|s| **s == 204).count(),
         1,
@@ -274,16 +261,16 @@ async fn parallel_totp_logins_with_one_code_sign_in_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_accounts_racing_for_one_phone_give_one_winner() {
-    let app = Arc::new(TestApp::spawn().await);
-    let ids = [
+    let app = TestApp::spawn().await;
+    let mut ids = [
         app.add_user("a@example.com").await.id,
         app.add_user("b@example.com").await.id,
-    ];
-    let tasks: Vec<_> = ids
-        .into_iter()
-        .map(|id| {
-            let app = app.clone();
-            tokio::spawn(async move {
+    ]
+    .into_iter();
+    let changed = app
+        .race(2, |app| {
+            let id = ids.next().unwrap();
+            async move {
                 app.state
                     .store
                     .update_user(
@@ -293,14 +280,10 @@ async fn two_accounts_racing_for_one_phone_give_one_winner() {
                     )
                     .await
                     .is_ok()
-            })
+            }
         })
-        .collect();
-    let mut wins = 0;
-    for t in tasks {
-        wins += t.await.unwrap() as usize;
-    }
-    assert_eq!(wins, 1);
+        .await;
+    assert_eq!(wins(&changed), 1);
     let holder = app
         .state
         .store
@@ -316,26 +299,19 @@ async fn two_accounts_racing_for_one_phone_give_one_winner() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_new_accounts_racing_for_one_email_give_one_winner() {
-    let app = Arc::new(TestApp::spawn().await);
-    let tasks: Vec<_> = (0..2)
-        .map(|_| {
-            let app = app.clone();
-            tokio::spawn(async move {
-                let new = shared::accounts::NewUser {
-                    email: "same@example.com".into(),
-                    password: crate::support::PASSWORD.into(),
-                    ..Default::default()
-                };
-                shared::accounts::create(app.state.store.as_ref(), &app.state.passwords, new, 0)
-                    .await
-                    .is_ok()
-            })
+    let app = TestApp::spawn().await;
+    let created = app
+        .race(2, |app| async move {
+            let new = shared::accounts::NewUser {
+                email: "same@example.com".into(),
+                password: PASSWORD.into(),
+                ..Default::default()
+            };
+            shared::accounts::create(app.state.store.as_ref(), &app.state.passwords, new, 0)
+                .await
+                .is_ok()
         })
-        .collect();
-    let mut wins = 0;
-    for t in tasks {
-        wins += t.await.unwrap() as usize;
-    }
-    assert_eq!(wins, 1);
+        .await;
+    assert_eq!(wins(&created), 1);
     assert_eq!(app.state.store.users().await.unwrap().len(), 1);
 }

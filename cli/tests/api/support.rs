@@ -2,6 +2,7 @@
 //! clock, with a cookie jar that behaves like a browser's and automatic XSRF headers.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -17,6 +18,8 @@ use shared::http::SourceIp;
 use shared::model::User;
 use shared::store::Store;
 use shared::store::embedded::EmbeddedStore;
+use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::sync::Barrier;
 use tower::ServiceExt;
 
 use crate::backend::{Backend, Outbox};
@@ -26,6 +29,9 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub const START: i64 = 1_800_000_000;
 pub const USER_AGENT: &str = "planx-tests/1.0";
 
+/// A browser's cookies, by name; tabs of one browser share it.
+type Jar = Arc<Mutex<HashMap<String, String>>>;
+
 pub struct TestApp {
     pub state: AppState,
     pub clock: Arc<ManualClock>,
@@ -34,7 +40,7 @@ pub struct TestApp {
     /// The AWS backend's pieces (DynamoDB round trips, fault switches), when it is the one under test.
     pub aws: Option<Arc<Backend>>,
     router: Router,
-    jar: Mutex<HashMap<String, String>>,
+    jar: Jar,
     ip: Mutex<String>,
 }
 
@@ -127,22 +133,95 @@ impl TestApp {
             clock,
             notifier,
             aws,
-            jar: Mutex::new(HashMap::new()),
+            jar: Jar::default(),
             ip: Mutex::new("203.0.113.7".into()),
         }
     }
 
     /// A fresh browser (empty cookie jar) on the same server.
     pub fn new_browser(&self) -> TestApp {
+        self.browser_with(Jar::default())
+    }
+
+    /// Another browser on the same server and IP, holding `jar`.
+    fn browser_with(&self, jar: Jar) -> TestApp {
         TestApp {
             state: self.state.clone(),
             clock: self.clock.clone(),
             notifier: self.notifier.clone(),
             aws: self.aws.clone(),
             router: self.router.clone(),
-            jar: Mutex::new(HashMap::new()),
+            jar,
             ip: Mutex::new(self.ip.lock().unwrap().clone()),
         }
+    }
+
+    /// A browser that starts with a copy of this one's cookies and keeps its own from then on.
+    fn copy(&self) -> TestApp {
+        let cookies = self.jar.lock().unwrap().clone();
+        self.browser_with(Arc::new(Mutex::new(cookies)))
+    }
+
+    /// A tab of this browser: cookies either one is set are the other's too.
+    fn tab(&self) -> TestApp {
+        self.browser_with(self.jar.clone())
+    }
+
+    /// Races `n` tasks, each with its own browser starting from a copy of this one's
+    /// cookies (so ping or sign in first), and returns their results in order.
+    ///
+    /// `task` is called for each task before the race starts; the future it returns
+    /// runs once all `n` tasks are ready, so it should be the racing request itself.
+    pub async fn race<T, Fut>(&self, n: usize, task: impl FnMut(TestApp) -> Fut) -> Vec<T>
+    where
+        T: Send + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        self.race_in(n, Self::copy, task).await
+    }
+
+    /// [`race`](Self::race) from `n` tabs of this browser, which share its cookie jar.
+    pub async fn race_tabs<T, Fut>(&self, n: usize, task: impl FnMut(TestApp) -> Fut) -> Vec<T>
+    where
+        T: Send + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        self.race_in(n, Self::tab, task).await
+    }
+
+    /// Spawns the `n` futures on the runtime's worker threads and releases them together
+    /// with a barrier, so their requests really overlap rather than run one by one.
+    async fn race_in<T, Fut>(
+        &self,
+        n: usize,
+        browser: fn(&TestApp) -> TestApp,
+        mut task: impl FnMut(TestApp) -> Fut,
+    ) -> Vec<T>
+    where
+        T: Send + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        assert_eq!(
+            Handle::current().runtime_flavor(),
+            RuntimeFlavor::MultiThread,
+            "a race needs #[tokio::test(flavor = \"multi_thread\", worker_threads = 4)]"
+        );
+        let start = Arc::new(Barrier::new(n));
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let request = task(browser(self));
+                let start = start.clone();
+                tokio::spawn(async move {
+                    start.wait().await;
+                    request.await
+                })
+            })
+            .collect();
+        let mut results = Vec::with_capacity(n);
+        for t in tasks {
+            results.push(t.await.expect("a racing task panicked"));
+        }
+        results
     }
 
     pub async fn add_user(&self, email: &str) -> User {
