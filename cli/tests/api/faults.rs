@@ -26,8 +26,7 @@ async fn aws_app() -> Option<TestApp> {
 async fn database_outage_is_503_and_recovers() {
     let Some(app) = aws_app().await else { return };
     app.add_user("ada@example.com").await;
-    app.ping().await;
-    app.login("ada@example.com", PASSWORD).await.expect(204);
+    app.sign_in("ada@example.com", PASSWORD).await;
     let aws = app.aws.clone().unwrap();
 
     aws.database.down();

@@ -1,6 +1,7 @@
 //! `POST /login`: password sign-in, its cookie, failures, back-off and per-IP caps.
 
 use serde_json::json;
+use shared::store::UserChange;
 
 use crate::support::{PASSWORD, TestApp, USER_AGENT};
 
@@ -83,15 +84,7 @@ async fn invalid_fields_are_named() {
 async fn disabled_account_cannot_sign_in() {
     let app = TestApp::spawn().await;
     let user = app.add_user("ada@example.com").await;
-    app.state
-        .store
-        .update_user(
-            &user.id,
-            shared::store::UserChange::Active(false),
-            app.clock_now(),
-        )
-        .await
-        .unwrap();
+    app.change_user(&user.id, UserChange::Active(false)).await;
     app.ping().await;
     app.login("ada@example.com", PASSWORD)
         .await
@@ -186,12 +179,8 @@ async fn failures_per_ip_are_capped() {
 async fn several_devices_hold_separate_sessions() {
     let app = TestApp::spawn().await;
     let user = app.add_user("ada@example.com").await;
-    let laptop = app.new_browser();
-    let phone = app.new_browser();
-    for b in [&laptop, &phone] {
-        b.ping().await;
-        b.login("ada@example.com", PASSWORD).await.expect(204);
-    }
+    let laptop = app.signed_in_as("ada@example.com").await;
+    let phone = app.signed_in_as("ada@example.com").await;
     assert_ne!(laptop.cookie("TOKEN"), phone.cookie("TOKEN"));
     laptop.post("/logout", json!({})).await.expect(204);
     laptop.get("/verify").await.expect(401);

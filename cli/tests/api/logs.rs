@@ -54,10 +54,7 @@ async fn logs_carry_no_secrets() {
         .expect(400);
     app.login("ada@example.com", PASSWORD).await.expect(204);
     let token = app.cookie("TOKEN").unwrap();
-    let refresh = app.get("/refresh_code").await.body["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let refresh = app.refresh_code().await;
     app.post("/refresh_token", json!({ "code": refresh }))
         .await
         .expect(204);

@@ -230,11 +230,8 @@ async fn parallel_totp_logins_with_one_code_sign_in_once() {
         secret: Secret::new(secret.clone()),
         last_step: 0,
     };
-    app.state
-        .store
-        .update_user(&user.id, shared::store::UserChange::Totp(Some(bound)), 0)
-        .await
-        .unwrap();
+    app.change_user(&user.id, shared::store::UserChange::Totp(Some(bound)))
+        .await;
     let code = shared::totp::code_at_step(&secret, shared::totp::step_of(app.clock_now())).unwrap();
     app.ping().await;
     let statuses = app

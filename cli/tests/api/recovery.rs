@@ -3,8 +3,9 @@
 
 use serde_json::json;
 use shared::notify::Message;
+use shared::store::UserChange;
 
-use crate::support::{PASSWORD, TestApp, TestResponse};
+use crate::support::{PASSWORD, TestApp, TestResponse, other_than};
 
 const NEW_PASSWORD: &str = "a completely new passphrase";
 
@@ -28,21 +29,13 @@ async fn with_account() -> (TestApp, shared::model::User) {
     (app, user)
 }
 
-/// A six-digit code that is not `code`.
-fn other_than(code: &str) -> String {
-    let n: u32 = code.parse().unwrap();
-    format!("{:06}", (n + 1) % 1_000_000)
-}
-
 #[tokio::test]
 async fn reset_sets_the_password_and_ends_every_session() {
     let (app, user) = with_account().await;
     // Two devices signed in before the reset.
-    let laptop = app.new_browser();
-    let phone = app.new_browser();
+    let laptop = app.signed_in_as("ada@example.com").await;
+    let phone = app.signed_in_as("ada@example.com").await;
     for b in [&laptop, &phone] {
-        b.ping().await;
-        b.login("ada@example.com", PASSWORD).await.expect(204);
         b.get("/verify").await.expect(204);
     }
 
@@ -94,15 +87,7 @@ async fn unknown_email_gets_204_and_nothing_is_sent() {
 #[tokio::test]
 async fn disabled_account_is_sent_nothing() {
     let (app, user) = with_account().await;
-    app.state
-        .store
-        .update_user(
-            &user.id,
-            shared::store::UserChange::Active(false),
-            app.clock_now(),
-        )
-        .await
-        .unwrap();
+    app.change_user(&user.id, UserChange::Active(false)).await;
     ask(&app, "ada@example.com").await.expect(204);
     assert!(app.notifier.outbox().is_empty());
 }

@@ -5,7 +5,7 @@ use axum::http::{Request, header};
 use serde_json::json;
 use shared::http::auth::RENEW_EVERY;
 
-use crate::support::{PASSWORD, TestApp};
+use crate::support::{TestApp, other_than};
 
 #[tokio::test]
 async fn verify_needs_a_live_session() {
@@ -157,10 +157,7 @@ async fn refresh_code_exchanges_for_a_new_token_of_the_same_session() {
 #[tokio::test]
 async fn refresh_token_by_get_query_as_the_seed_lists() {
     let (app, _) = TestApp::signed_in().await;
-    let code = app.get("/refresh_code").await.body["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let code = app.refresh_code().await;
     app.get(&format!("/refresh_token?code={code}"))
         .await
         .expect(204);
@@ -172,22 +169,14 @@ async fn refresh_token_by_get_query_as_the_seed_lists() {
 #[tokio::test]
 async fn refresh_code_expires_and_is_bound_to_its_session() {
     let (app, _) = TestApp::signed_in().await;
-    let code = app.get("/refresh_code").await.body["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let code = app.refresh_code().await;
     app.advance(16);
     app.post("/refresh_token", json!({ "code": code }))
         .await
         .expect_error(400, "INVALID_CODE", "");
 
-    let code = app.get("/refresh_code").await.body["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let other = app.new_browser();
-    other.ping().await;
-    other.login("ada@example.com", PASSWORD).await.expect(204);
+    let code = app.refresh_code().await;
+    let other = app.signed_in_as("ada@example.com").await;
     other
         .post("/refresh_token", json!({ "code": code }))
         .await
@@ -211,11 +200,8 @@ async fn refresh_needs_a_session() {
 #[tokio::test]
 async fn refresh_code_allows_five_wrong_tries() {
     let (app, _) = TestApp::signed_in().await;
-    let code = app.get("/refresh_code").await.body["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let code = app.refresh_code().await;
+    let wrong = other_than(&code);
     for _ in 0..5 {
         app.post("/refresh_token", json!({ "code": wrong }))
             .await

@@ -3,8 +3,9 @@
 
 use serde_json::json;
 use shared::model::LoginMethod;
+use shared::store::UserChange;
 
-use crate::support::{PASSWORD, TestApp};
+use crate::support::{PASSWORD, TestApp, other_than};
 
 const PHONE: &str = "+14155550123";
 /// `PHONE` as it goes in a query string (`+` must be escaped there).
@@ -29,12 +30,6 @@ async fn ask(app: &TestApp, phone_q: &str) -> crate::support::TestResponse {
 async fn sms_login(app: &TestApp, phone: &str, code: &str) -> crate::support::TestResponse {
     app.post("/login/sms", json!({ "phone": phone, "code": code }))
         .await
-}
-
-/// A six-digit code that is not `code`.
-fn other_than(code: &str) -> String {
-    let n: u32 = code.parse().unwrap();
-    format!("{:06}", (n + 1) % 1_000_000)
 }
 
 #[tokio::test]
@@ -99,15 +94,7 @@ async fn unknown_phone_gets_204_and_nothing_is_sent() {
 #[tokio::test]
 async fn disabled_account_is_sent_nothing() {
     let (app, user) = with_phone().await;
-    app.state
-        .store
-        .update_user(
-            &user.id,
-            shared::store::UserChange::Active(false),
-            app.clock_now(),
-        )
-        .await
-        .unwrap();
+    app.change_user(&user.id, UserChange::Active(false)).await;
     ask(&app, PHONE_Q).await.expect(204);
     assert_eq!(app.sent_to(PHONE), 0);
     sms_login(&app, PHONE, "123456")

@@ -16,8 +16,8 @@ use shared::clock::ManualClock;
 use shared::config::Config;
 use shared::http::SourceIp;
 use shared::model::User;
-use shared::store::Store;
 use shared::store::embedded::EmbeddedStore;
+use shared::store::{Store, UserChange};
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::Barrier;
 use tower::ServiceExt;
@@ -90,6 +90,12 @@ impl TestResponse {
             .find(|v| v.starts_with(&format!("{name}=")))
             .map(str::to_string)
     }
+}
+
+/// A six-digit code that is not `code`.
+pub fn other_than(code: &str) -> String {
+    let n: u32 = code.parse().expect("a six-digit code");
+    format!("{:06}", (n + 1) % 1_000_000)
 }
 
 /// Variables every test app starts from: cheap Argon2 so tests stay fast.
@@ -245,6 +251,16 @@ impl TestApp {
         .expect("test account is created")
     }
 
+    /// Changes a stored account directly, for states no operation of the API sets
+    /// (a disabled account, a bound authenticator or Lark account).
+    pub async fn change_user(&self, id: &str, change: UserChange) {
+        self.state
+            .store
+            .update_user(id, change, self.clock_now())
+            .await
+            .expect("the account is changed");
+    }
+
     pub async fn user(&self, id: &str) -> User {
         self.state
             .store
@@ -367,12 +383,31 @@ impl TestApp {
         .await
     }
 
+    /// `GET /refresh_code`: a code for this session's next token.
+    pub async fn refresh_code(&self) -> String {
+        let r = self.get("/refresh_code").await;
+        r.expect(200);
+        r.body["code"].as_str().expect("a code").to_string()
+    }
+
+    /// Pings for the XSRF cookies, then signs in.
+    pub async fn sign_in(&self, email: &str, password: &str) {
+        self.ping().await.expect(200);
+        self.login(email, password).await.expect(204);
+    }
+
+    /// A new browser on this server, signed in as `email` with [`PASSWORD`].
+    pub async fn signed_in_as(&self, email: &str) -> TestApp {
+        let browser = self.new_browser();
+        browser.sign_in(email, PASSWORD).await;
+        browser
+    }
+
     /// A server with one account, signed in from this browser.
     pub async fn signed_in() -> (TestApp, User) {
         let app = TestApp::spawn().await;
         let user = app.add_user("ada@example.com").await;
-        app.ping().await.expect(200);
-        app.login("ada@example.com", PASSWORD).await.expect(204);
+        app.sign_in("ada@example.com", PASSWORD).await;
         (app, user)
     }
 

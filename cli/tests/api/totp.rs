@@ -76,8 +76,7 @@ async fn totp_url_names_the_namespace_and_the_account() {
 
     let other = TestApp::spawn_with(&[("NAMESPACE", "acme")]).await;
     other.add_user("grace@example.org").await;
-    other.ping().await;
-    other.login("grace@example.org", PASSWORD).await.expect(204);
+    other.sign_in("grace@example.org", PASSWORD).await;
     let uri = pending_uri(&other).await;
     assert!(
         uri.starts_with("otpauth://totp/acme:grace%40example.org?"),
@@ -445,8 +444,7 @@ async fn unbinding_stops_totp_login() {
 async fn failures_per_ip_are_capped() {
     let app = TestApp::spawn_with(&[("IP_LOGIN_FAILURES_PER_HOUR", "3")]).await;
     app.add_user("ada@example.com").await;
-    app.ping().await;
-    app.login("ada@example.com", PASSWORD).await.expect(204);
+    app.sign_in("ada@example.com", PASSWORD).await;
     let uri = pending_uri(&app).await;
     let secret = secret_from_url(&uri).unwrap();
     let s = step0();

@@ -8,6 +8,9 @@ mod set;
 mod unset;
 
 use serde_json::json;
+use shared::model::Totp;
+use shared::secret::Secret;
+use shared::store::UserChange;
 
 use crate::support::{TestApp, TestResponse};
 
@@ -31,17 +34,13 @@ fn phone_code_path(phone: &str) -> String {
     format!("/user/phone_code?phone={encoded}")
 }
 
-/// A six-digit code that is certainly not `code`.
-fn wrong(code: &str) -> &'static str {
-    if code == "000000" { "111111" } else { "000000" }
-}
-
-/// A fresh browser on `app`'s server, signed in as `email`.
-async fn browser_as(app: &TestApp, email: &str, password: &str) -> TestApp {
-    let b = app.new_browser();
-    b.ping().await.expect(200);
-    b.login(email, password).await.expect(204);
-    b
+/// `TOTP_SECRET` bound to the account, set in the store (binding through the API
+/// is tested in `totp.rs`).
+fn bound_totp() -> UserChange {
+    UserChange::Totp(Some(Totp {
+        secret: Secret::new(TOTP_SECRET.to_string()),
+        last_step: 0,
+    }))
 }
 
 /// Requests a phone-binding code for `phone` and returns it.

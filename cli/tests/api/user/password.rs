@@ -3,13 +3,13 @@
 
 use serde_json::json;
 
-use super::{NEW_PASSWORD, browser_as};
+use super::NEW_PASSWORD;
 use crate::support::{PASSWORD, TestApp};
 
 #[tokio::test]
 async fn password_change_keeps_this_session_and_ends_the_others() {
     let (app, user) = TestApp::signed_in().await;
-    let other = browser_as(&app, "ada@example.com", PASSWORD).await;
+    let other = app.signed_in_as("ada@example.com").await;
     let old_hash = app.user(&user.id).await.password.expose().clone();
 
     app.post(
@@ -41,7 +41,7 @@ async fn password_change_keeps_this_session_and_ends_the_others() {
 #[tokio::test]
 async fn wrong_old_password_changes_nothing() {
     let (app, user) = TestApp::signed_in().await;
-    let other = browser_as(&app, "ada@example.com", PASSWORD).await;
+    let other = app.signed_in_as("ada@example.com").await;
     let hash = app.user(&user.id).await.password.expose().clone();
     app.post(
         "/user/password",
@@ -122,9 +122,9 @@ async fn weak_new_passwords_are_refused() {
     )
     .await
     .expect(204);
-    let b = app.new_browser();
-    b.ping().await;
-    b.login("ada@example.com", "éàüöñçßø").await.expect(204);
+    app.new_browser()
+        .sign_in("ada@example.com", "éàüöñçßø")
+        .await;
 }
 
 #[tokio::test]

@@ -3,8 +3,8 @@
 
 use serde_json::json;
 
-use super::{MASKED, OTHER_PHONE, PHONE, bind, browser_as, phone_code_path, request_code, wrong};
-use crate::support::{PASSWORD, TestApp};
+use super::{MASKED, OTHER_PHONE, PHONE, bind, phone_code_path, request_code};
+use crate::support::{PASSWORD, TestApp, other_than};
 
 #[tokio::test]
 async fn phone_binding_with_its_code() {
@@ -62,7 +62,7 @@ async fn a_code_binds_only_the_phone_it_was_sent_to() {
 async fn a_code_binds_only_for_the_account_that_asked() {
     let (app, _) = TestApp::signed_in().await;
     app.add_user("bob@example.com").await;
-    let bob = browser_as(&app, "bob@example.com", PASSWORD).await;
+    let bob = app.signed_in_as("bob@example.com").await;
     let code = request_code(&app, PHONE).await;
     bind(&bob, PHONE, &code)
         .await
@@ -76,7 +76,7 @@ async fn five_wrong_codes_spend_it() {
     let (app, _) = TestApp::signed_in().await;
     let code = request_code(&app, PHONE).await;
     for _ in 0..5 {
-        bind(&app, PHONE, wrong(&code))
+        bind(&app, PHONE, &other_than(&code))
             .await
             .expect_error(400, "INVALID_CODE", "code");
     }
@@ -91,7 +91,7 @@ async fn four_wrong_codes_leave_it_usable() {
     let (app, _) = TestApp::signed_in().await;
     let code = request_code(&app, PHONE).await;
     for _ in 0..4 {
-        bind(&app, PHONE, wrong(&code))
+        bind(&app, PHONE, &other_than(&code))
             .await
             .expect_error(400, "INVALID_CODE", "code");
     }
@@ -185,7 +185,7 @@ async fn a_phone_of_another_account_is_taken() {
 async fn a_phone_bound_meanwhile_by_another_account_is_taken() {
     let (app, _) = TestApp::signed_in().await;
     let bob_user = app.add_user("bob@example.com").await;
-    let bob = browser_as(&app, "bob@example.com", PASSWORD).await;
+    let bob = app.signed_in_as("bob@example.com").await;
     let ada_code = request_code(&app, PHONE).await;
     app.advance(60);
     let bob_code = request_code(&bob, PHONE).await;
@@ -207,7 +207,7 @@ async fn rebinding_frees_the_previous_phone() {
     assert_eq!(app.get("/user").await.body["phone"], "+*********8000");
 
     app.add_user("bob@example.com").await;
-    let bob = browser_as(&app, "bob@example.com", PASSWORD).await;
+    let bob = app.signed_in_as("bob@example.com").await;
     app.advance(60);
     let code = request_code(&bob, PHONE).await;
     bind(&bob, PHONE, &code).await.expect(204);

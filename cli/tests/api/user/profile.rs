@@ -3,11 +3,8 @@
 
 use serde_json::json;
 use shared::clock::rfc3339;
-use shared::model::Totp;
-use shared::secret::Secret;
-use shared::store::UserChange;
 
-use super::{MASKED, PHONE, TOTP_SECRET, browser_as};
+use super::{MASKED, PHONE, TOTP_SECRET, bound_totp};
 use crate::support::{PASSWORD, START, TestApp, USER_AGENT};
 
 #[tokio::test]
@@ -51,16 +48,8 @@ async fn profile_masks_phone_and_totp_and_never_shows_secrets() {
     let user = app
         .add_user_full("ada@example.com", PASSWORD, Some(PHONE))
         .await;
-    let totp = Totp {
-        secret: Secret::new(TOTP_SECRET.to_string()),
-        last_step: 0,
-    };
-    app.state
-        .store
-        .update_user(&user.id, UserChange::Totp(Some(totp)), app.clock_now())
-        .await
-        .unwrap();
-    let b = browser_as(&app, "ada@example.com", PASSWORD).await;
+    app.change_user(&user.id, bound_totp()).await;
+    let b = app.signed_in_as("ada@example.com").await;
 
     let r = b.get("/user").await;
     r.expect(200);
@@ -84,8 +73,7 @@ async fn history_and_sessions_follow_each_login() {
     app.advance(600);
     let phone = app.new_browser();
     phone.set_ip("198.51.100.23");
-    phone.ping().await;
-    phone.login("ada@example.com", PASSWORD).await.expect(204);
+    phone.sign_in("ada@example.com", PASSWORD).await;
 
     for b in [&app, &phone] {
         let r = b.get("/user").await;
@@ -166,9 +154,7 @@ async fn tampered_or_foreign_tokens_are_refused() {
 #[tokio::test]
 async fn an_idle_session_expires_and_an_active_one_slides() {
     let (app, _) = TestApp::signed_in().await;
-    let idle = app.new_browser();
-    idle.ping().await;
-    idle.login("ada@example.com", PASSWORD).await.expect(204);
+    let idle = app.signed_in_as("ada@example.com").await;
 
     // Used every 50 minutes, the session outlives its 1 h TTL...
     app.advance(3000);

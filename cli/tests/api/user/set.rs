@@ -88,9 +88,7 @@ async fn email_taken_by_another_account_is_refused() {
         .await;
     r.expect_error(400, "EMAIL_TAKEN", "email");
     assert_eq!(app.get("/user").await.body["email"], "ada@example.com");
-    let b = app.new_browser();
-    b.ping().await;
-    b.login("bob@example.com", PASSWORD).await.expect(204);
+    let b = app.signed_in_as("bob@example.com").await;
     b.login("ada@example.com", PASSWORD).await.expect(204);
 
     // Changing only the case of one's own address is no conflict.

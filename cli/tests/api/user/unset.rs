@@ -1,11 +1,9 @@
 //! `DELETE /user/{key}` (Unset User): unbinding the phone, TOTP and Lark.
 
 use serde_json::json;
-use shared::model::Totp;
-use shared::secret::Secret;
 use shared::store::UserChange;
 
-use super::{MASKED, PHONE, TOTP_SECRET, bind, browser_as, request_code};
+use super::{MASKED, PHONE, bind, bound_totp, request_code};
 use crate::support::{PASSWORD, TestApp};
 
 #[tokio::test]
@@ -14,7 +12,7 @@ async fn unbinding_the_phone_frees_it() {
     let ada = app
         .add_user_full("ada@example.com", PASSWORD, Some(PHONE))
         .await;
-    let ada_b = browser_as(&app, "ada@example.com", PASSWORD).await;
+    let ada_b = app.signed_in_as("ada@example.com").await;
     assert_eq!(ada_b.get("/user").await.body["phone"], MASKED);
 
     ada_b.delete("/user/phone").await.expect(204);
@@ -22,7 +20,7 @@ async fn unbinding_the_phone_frees_it() {
     assert_eq!(app.user(&ada.id).await.phone, None);
 
     app.add_user("bob@example.com").await;
-    let bob = browser_as(&app, "bob@example.com", PASSWORD).await;
+    let bob = app.signed_in_as("bob@example.com").await;
     let code = request_code(&bob, PHONE).await;
     bind(&bob, PHONE, &code).await.expect(204);
     assert_eq!(bob.get("/user").await.body["phone"], MASKED);
@@ -42,20 +40,9 @@ async fn unbinding_the_phone_frees_it() {
 #[tokio::test]
 async fn unbinding_totp_and_lark() {
     let (app, user) = TestApp::signed_in().await;
-    let totp = Totp {
-        secret: Secret::new(TOTP_SECRET.to_string()),
-        last_step: 0,
-    };
     let lark = json!({ "open_id": "ou_123", "name": "Ada" });
-    for change in [
-        UserChange::Totp(Some(totp)),
-        UserChange::Lark(Some(lark.clone())),
-    ] {
-        app.state
-            .store
-            .update_user(&user.id, change, app.clock_now())
-            .await
-            .unwrap();
+    for change in [bound_totp(), UserChange::Lark(Some(lark.clone()))] {
+        app.change_user(&user.id, change).await;
     }
     let r = app.get("/user").await;
     assert_eq!(
@@ -84,21 +71,13 @@ async fn unbind_keys_are_case_insensitive() {
     let user = app
         .add_user_full("ada@example.com", PASSWORD, Some(PHONE))
         .await;
-    let totp = Totp {
-        secret: Secret::new(TOTP_SECRET.to_string()),
-        last_step: 0,
-    };
     for change in [
-        UserChange::Totp(Some(totp)),
+        bound_totp(),
         UserChange::Lark(Some(json!({ "open_id": "ou_1" }))),
     ] {
-        app.state
-            .store
-            .update_user(&user.id, change, app.clock_now())
-            .await
-            .unwrap();
+        app.change_user(&user.id, change).await;
     }
-    let b = browser_as(&app, "ada@example.com", PASSWORD).await;
+    let b = app.signed_in_as("ada@example.com").await;
     for key in ["PHONE", "Totp", "lArK"] {
         b.delete(&format!("/user/{key}")).await.expect(204);
     }
@@ -114,7 +93,7 @@ async fn unbinding_an_unknown_key_is_400() {
     let user = app
         .add_user_full("ada@example.com", PASSWORD, Some(PHONE))
         .await;
-    let b = browser_as(&app, "ada@example.com", PASSWORD).await;
+    let b = app.signed_in_as("ada@example.com").await;
     for key in [
         "email",
         "name",
