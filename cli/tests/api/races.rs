@@ -4,15 +4,25 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use serde_json::json;
+use serde_json::{Value, json};
 use shared::model::{Backoff, FailureKey, Purpose};
-use shared::store::Redemption;
+use shared::store::{Redemption, UserChange};
 
 use crate::support::{PASSWORD, TestApp};
 
-/// How many of `results` are `true`.
-fn wins(results: &[bool]) -> usize {
-    results.iter().filter(|won| **won).count()
+/// How many of `results` are `value`: `count(&statuses, 204)`, `count(&changed, true)`.
+fn count<T: PartialEq>(results: &[T], value: T) -> usize {
+    results.iter().filter(|r| **r == value).count()
+}
+
+/// `n` browsers, each with a copy of `app`'s cookies, post `body` to `path` at
+/// once; the statuses they get.
+async fn post_at_once(app: &TestApp, n: usize, path: &'static str, body: Value) -> Vec<u16> {
+    app.race(n, |browser| {
+        let body = body.clone();
+        async move { browser.post(path, body).await.status.as_u16() }
+    })
+    .await
 }
 
 /// The helper itself: no racing request starts before every task is ready.
@@ -60,7 +70,7 @@ async fn parallel_redemptions_of_one_code_give_exactly_one_success() {
             }
         })
         .await;
-    assert_eq!(wins(&redeemed), 1);
+    assert_eq!(count(&redeemed, true), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -71,26 +81,14 @@ async fn parallel_sms_logins_with_one_code_sign_in_once() {
     app.ping().await;
     app.get("/login/sms?phone=%2B14155550123").await.expect(204);
     let code = app.last_code("+14155550123");
-    let statuses = app
-        .race(20, |browser| {
-            let code = code.clone();
-            async move {
-                browser
-                    .post(
-                        "/login/sms",
-                        json!({ "phone": "+14155550123", "code": code }),
-                    )
-                    .await
-                    .status
-                    .as_u16()
-            }
-        })
-        .await;
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 204).count(),
-        1,
-        "{statuses:?}"
-    );
+    let statuses = post_at_once(
+        &app,
+        20,
+        "/login/sms",
+        json!({ "phone": "+14155550123", "code": code }),
+    )
+    .await;
+    assert_eq!(count(&statuses, 204), 1, "{statuses:?}");
     assert!(
         // The losers' failures count against the account, so late ones may meet its back-off.
         statuses.iter().all(|s| [204, 400, 429].contains(s)),
@@ -156,7 +154,7 @@ async fn parallel_code_requests_respect_the_cooldown() {
                 .as_u16()
         })
         .await;
-    assert_eq!(statuses.iter().filter(|s| **s == 204).count(), 1);
+    assert_eq!(count(&statuses, 204), 1, "{statuses:?}");
     assert_eq!(app.sent_to("+14155550123"), 1);
 }
 
@@ -189,29 +187,25 @@ async fn a_code_spent_by_wrong_guesses_cannot_be_won_by_a_racing_right_one() {
     );
 }
 
+/// Two new accounts given the same `change` at once: whether each was stored.
+async fn two_accounts_at_once(app: &TestApp, change: UserChange) -> Vec<bool> {
+    let mut ids = [
+        app.add_user("a@example.com").await.id,
+        app.add_user("b@example.com").await.id,
+    ]
+    .into_iter();
+    app.race(2, |app| {
+        let (id, change) = (ids.next().unwrap(), change.clone());
+        async move { app.state.store.update_user(&id, change, 0).await.is_ok() }
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_accounts_racing_for_one_email_give_one_winner() {
     let app = TestApp::spawn().await;
-    let a = app.add_user("a@example.com").await;
-    let b = app.add_user("b@example.com").await;
-    let mut ids = [a.id, b.id].into_iter();
-    let changed = app
-        .race(2, |app| {
-            let id = ids.next().unwrap();
-            async move {
-                app.state
-                    .store
-                    .update_user(
-                        &id,
-                        shared::store::UserChange::Email("c@example.com".into()),
-                        0,
-                    )
-                    .await
-                    .is_ok()
-            }
-        })
-        .await;
-    assert_eq!(wins(&changed), 1);
+    let changed = two_accounts_at_once(&app, UserChange::Email("c@example.com".into())).await;
+    assert_eq!(count(&changed, true), 1);
     let users = app.state.store.users().await.unwrap();
     assert_eq!(
         users.iter().filter(|u| u.email == "c@example.com").count(),
@@ -230,57 +224,25 @@ async fn parallel_totp_logins_with_one_code_sign_in_once() {
         secret: Secret::new(secret.clone()),
         last_step: 0,
     };
-    app.change_user(&user.id, shared::store::UserChange::Totp(Some(bound)))
+    app.change_user(&user.id, UserChange::Totp(Some(bound)))
         .await;
     let code = shared::totp::code_at_step(&secret, shared::totp::step_of(app.clock_now())).unwrap();
     app.ping().await;
-    let statuses = app
-        .race(10, |browser| {
-            let code = code.clone();
-            async move {
-                browser
-                    .post(
-                        "/login/totp",
-                        json!({ "email": "ada@example.com", "code": code }),
-                    )
-                    .await
-                    .status
-                    .as_u16()
-            }
-        })
-        .await;
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 204).count(),
-        1,
-        "{statuses:?}"
-    );
+    let statuses = post_at_once(
+        &app,
+        10,
+        "/login/totp",
+        json!({ "email": "ada@example.com", "code": code }),
+    )
+    .await;
+    assert_eq!(count(&statuses, 204), 1, "{statuses:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_accounts_racing_for_one_phone_give_one_winner() {
     let app = TestApp::spawn().await;
-    let mut ids = [
-        app.add_user("a@example.com").await.id,
-        app.add_user("b@example.com").await.id,
-    ]
-    .into_iter();
-    let changed = app
-        .race(2, |app| {
-            let id = ids.next().unwrap();
-            async move {
-                app.state
-                    .store
-                    .update_user(
-                        &id,
-                        shared::store::UserChange::Phone(Some("+14155550123".into())),
-                        0,
-                    )
-                    .await
-                    .is_ok()
-            }
-        })
-        .await;
-    assert_eq!(wins(&changed), 1);
+    let changed = two_accounts_at_once(&app, UserChange::Phone(Some("+14155550123".into()))).await;
+    assert_eq!(count(&changed, true), 1);
     let holder = app
         .state
         .store
@@ -309,6 +271,6 @@ async fn two_new_accounts_racing_for_one_email_give_one_winner() {
                 .is_ok()
         })
         .await;
-    assert_eq!(wins(&created), 1);
+    assert_eq!(count(&created, true), 1);
     assert_eq!(app.state.store.users().await.unwrap().len(), 1);
 }

@@ -43,16 +43,22 @@ async fn totp_login(app: &TestApp, email: &str, code: &str) -> TestResponse {
         .await
 }
 
-/// A signed-in account with an authenticator bound at `START` (last step used:
-/// `step0()`), and its secret.
-async fn bound() -> (TestApp, shared::model::User, String) {
-    let (app, user) = TestApp::signed_in().await;
-    let uri = pending_uri(&app).await;
+/// Binds an authenticator to the signed-in account at `START` (last step used:
+/// `step0()`) and returns its secret.
+async fn bind_authenticator(app: &TestApp) -> String {
+    let uri = pending_uri(app).await;
     let secret = secret_from_url(&uri).expect("an otpauth URI");
     let s = step0();
-    bind(&app, &uri, [&code(&secret, s - 1), &code(&secret, s)])
+    bind(app, &uri, [&code(&secret, s - 1), &code(&secret, s)])
         .await
         .expect(204);
+    secret
+}
+
+/// A signed-in account with an authenticator bound, and its secret.
+async fn bound() -> (TestApp, shared::model::User, String) {
+    let (app, user) = TestApp::signed_in().await;
+    let secret = bind_authenticator(&app).await;
     (app, user, secret)
 }
 
@@ -397,7 +403,7 @@ async fn malformed_login_fields_are_named() {
 async fn failures_back_the_account_off() {
     let (app, user, secret) = bound().await;
     let s = step0();
-    let right = code(&secret, s + 1);
+    let right = code(&secret, step0() + 1);
     let wrong = none_of(&[&code(&secret, s - 1), &code(&secret, s), &right]);
     let b = app.new_browser();
     b.ping().await;
@@ -445,19 +451,14 @@ async fn failures_per_ip_are_capped() {
     let app = TestApp::spawn_with(&[("IP_LOGIN_FAILURES_PER_HOUR", "3")]).await;
     app.add_user("ada@example.com").await;
     app.sign_in("ada@example.com", PASSWORD).await;
-    let uri = pending_uri(&app).await;
-    let secret = secret_from_url(&uri).unwrap();
-    let s = step0();
-    bind(&app, &uri, [&code(&secret, s - 1), &code(&secret, s)])
-        .await
-        .expect(204);
+    let secret = bind_authenticator(&app).await;
     for i in 0..3 {
         totp_login(&app, &format!("spray{i}@example.com"), "123456")
             .await
             .expect_error(400, "INVALID_CREDENTIALS", "incorrect");
     }
     // The IP is over its cap: even Ada's right code waits, and is not used up.
-    let right = code(&secret, s + 1);
+    let right = code(&secret, step0() + 1);
     totp_login(&app, "ada@example.com", &right)
         .await
         .expect_error(429, "RATE_LIMITED", "retry");
