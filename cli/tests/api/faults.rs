@@ -66,8 +66,7 @@ async fn a_login_that_fails_midway_leaves_no_session() {
 #[tokio::test]
 async fn an_unsent_code_does_not_block_a_retry() {
     let Some(app) = aws_app().await else { return };
-    app.add_user_full("ada@example.com", PASSWORD, Some(PHONE))
-        .await;
+    app.add_user_with_phone("ada@example.com", PHONE).await;
     app.ping().await;
     let aws = app.aws.clone().unwrap();
 

@@ -46,7 +46,7 @@ async fn logs_carry_no_secrets() {
 
     let app = TestApp::spawn().await;
     let user = app
-        .add_user_full("ada@example.com", PASSWORD, Some("+14155550123"))
+        .add_user_with_phone("ada@example.com", "+14155550123")
         .await;
     app.ping().await;
     app.login("ada@example.com", "a wrong password guess")

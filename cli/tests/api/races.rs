@@ -76,7 +76,7 @@ async fn parallel_redemptions_of_one_code_give_exactly_one_success() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_sms_logins_with_one_code_sign_in_once() {
     let app = TestApp::spawn().await;
-    app.add_user_full("ada@example.com", PASSWORD, Some("+14155550123"))
+    app.add_user_with_phone("ada@example.com", "+14155550123")
         .await;
     app.ping().await;
     app.get("/login/sms?phone=%2B14155550123").await.expect(204);
@@ -144,7 +144,7 @@ async fn parallel_failures_of_an_unknown_identifier_count_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_code_requests_respect_the_cooldown() {
     let app = TestApp::spawn().await;
-    app.add_user_full("ada@example.com", PASSWORD, Some("+14155550123"))
+    app.add_user_with_phone("ada@example.com", "+14155550123")
         .await;
     let statuses = app
         .race_tabs(20, |tab| async move {

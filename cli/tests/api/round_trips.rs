@@ -26,8 +26,7 @@ async fn round_trips_per_operation() {
         eprintln!("round trips are counted on the AWS backend (PLANX_TEST_BACKEND=aws)");
         return;
     }
-    app.add_user_full("ada@example.com", PASSWORD, Some(PHONE))
-        .await;
+    app.add_user_with_phone("ada@example.com", PHONE).await;
     let mut table: Vec<(&str, u16, u64)> = vec![];
     macro_rules! op {
         ($name:expr, $status:expr, $req:expr) => {{

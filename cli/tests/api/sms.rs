@@ -16,9 +16,7 @@ const GHOST_Q: &str = "%2B14155550999";
 /// A server with one account that has `PHONE`, and a browser with XSRF cookies.
 async fn with_phone() -> (TestApp, shared::model::User) {
     let app = TestApp::spawn().await;
-    let user = app
-        .add_user_full("ada@example.com", PASSWORD, Some(PHONE))
-        .await;
+    let user = app.add_user_with_phone("ada@example.com", PHONE).await;
     app.ping().await.expect(200);
     (app, user)
 }
@@ -243,7 +241,7 @@ async fn code_requests_per_ip_are_capped() {
     let app = TestApp::spawn_with(&[("IP_CODES_PER_HOUR", "3")]).await;
     let phones: Vec<String> = (0..4).map(|i| format!("+1415555010{i}")).collect();
     for (i, p) in phones.iter().enumerate() {
-        app.add_user_full(&format!("u{i}@example.com"), PASSWORD, Some(p))
+        app.add_user_with_phone(&format!("u{i}@example.com"), p)
             .await;
     }
     app.ping().await;
@@ -367,8 +365,7 @@ async fn unknown_phone_backs_off_like_an_account() {
 #[tokio::test]
 async fn failures_per_ip_are_capped() {
     let app = TestApp::spawn_with(&[("IP_LOGIN_FAILURES_PER_HOUR", "3")]).await;
-    app.add_user_full("ada@example.com", PASSWORD, Some(PHONE))
-        .await;
+    app.add_user_with_phone("ada@example.com", PHONE).await;
     app.ping().await;
     ask(&app, PHONE_Q).await.expect(204);
     let code = app.last_code(PHONE);

@@ -230,14 +230,20 @@ impl TestApp {
         results
     }
 
+    /// An account with [`PASSWORD`].
     pub async fn add_user(&self, email: &str) -> User {
-        self.add_user_full(email, PASSWORD, None).await
+        self.create_user(email, None).await
     }
 
-    pub async fn add_user_full(&self, email: &str, password: &str, phone: Option<&str>) -> User {
+    /// An account with [`PASSWORD`] and `phone` bound.
+    pub async fn add_user_with_phone(&self, email: &str, phone: &str) -> User {
+        self.create_user(email, Some(phone)).await
+    }
+
+    async fn create_user(&self, email: &str, phone: Option<&str>) -> User {
         let new = NewUser {
             email: email.into(),
-            password: password.into(),
+            password: PASSWORD.into(),
             name: None,
             phone: phone.map(Into::into),
         };

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::{MASKED, OTHER_PHONE, PHONE, bind, phone_code_path, request_code};
-use crate::support::{PASSWORD, TestApp, other_than};
+use crate::support::{TestApp, other_than};
 
 #[tokio::test]
 async fn phone_binding_with_its_code() {
@@ -166,8 +166,7 @@ async fn at_most_five_codes_an_hour_per_phone() {
 #[tokio::test]
 async fn a_phone_of_another_account_is_taken() {
     let (app, _) = TestApp::signed_in().await;
-    app.add_user_full("bob@example.com", PASSWORD, Some(PHONE))
-        .await;
+    app.add_user_with_phone("bob@example.com", PHONE).await;
     app.get(&phone_code_path(PHONE))
         .await
         .expect_error(400, "PHONE_TAKEN", "phone");

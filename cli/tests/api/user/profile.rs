@@ -45,9 +45,7 @@ async fn profile_shows_every_field_and_nothing_else() {
 #[tokio::test]
 async fn profile_masks_phone_and_totp_and_never_shows_secrets() {
     let app = TestApp::spawn().await;
-    let user = app
-        .add_user_full("ada@example.com", PASSWORD, Some(PHONE))
-        .await;
+    let user = app.add_user_with_phone("ada@example.com", PHONE).await;
     app.change_user(&user.id, bound_totp()).await;
     let b = app.signed_in_as("ada@example.com").await;
 

@@ -4,14 +4,12 @@ use serde_json::json;
 use shared::store::UserChange;
 
 use super::{MASKED, PHONE, bind, bound_totp, request_code};
-use crate::support::{PASSWORD, TestApp};
+use crate::support::TestApp;
 
 #[tokio::test]
 async fn unbinding_the_phone_frees_it() {
     let app = TestApp::spawn().await;
-    let ada = app
-        .add_user_full("ada@example.com", PASSWORD, Some(PHONE))
-        .await;
+    let ada = app.add_user_with_phone("ada@example.com", PHONE).await;
     let ada_b = app.signed_in_as("ada@example.com").await;
     assert_eq!(ada_b.get("/user").await.body["phone"], MASKED);
 
@@ -68,9 +66,7 @@ async fn unbinding_totp_and_lark() {
 #[tokio::test]
 async fn unbind_keys_are_case_insensitive() {
     let app = TestApp::spawn().await;
-    let user = app
-        .add_user_full("ada@example.com", PASSWORD, Some(PHONE))
-        .await;
+    let user = app.add_user_with_phone("ada@example.com", PHONE).await;
     for change in [
         bound_totp(),
         UserChange::Lark(Some(json!({ "open_id": "ou_1" }))),
@@ -90,9 +86,7 @@ async fn unbind_keys_are_case_insensitive() {
 #[tokio::test]
 async fn unbinding_an_unknown_key_is_400() {
     let app = TestApp::spawn().await;
-    let user = app
-        .add_user_full("ada@example.com", PASSWORD, Some(PHONE))
-        .await;
+    let user = app.add_user_with_phone("ada@example.com", PHONE).await;
     let b = app.signed_in_as("ada@example.com").await;
     for key in [
         "email",
@@ -115,9 +109,7 @@ async fn unbinding_an_unknown_key_is_400() {
 #[tokio::test]
 async fn unbinding_needs_a_session() {
     let app = TestApp::spawn().await;
-    let user = app
-        .add_user_full("ada@example.com", PASSWORD, Some(PHONE))
-        .await;
+    let user = app.add_user_with_phone("ada@example.com", PHONE).await;
     app.ping().await;
     for key in ["phone", "totp", "lark"] {
         app.delete(&format!("/user/{key}"))
