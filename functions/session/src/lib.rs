@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json as JsonResponse, Router};
 use serde::Deserialize;
 use serde_json::json;
-use shared::codes::{self, Channel, Issue};
+use shared::codes::{self, Channel, CodeError, Issue};
 use shared::crypto;
 use shared::error::Body as ErrorBody;
 use shared::http::{Auth, Client, Json, Query, cookies};
@@ -143,14 +143,30 @@ async fn login(
             "must be at most 128 characters",
         ));
     }
-    let user = lockout::begin(&state, &client.ip, Lookup::Email(&email)).await?;
+    let (store, limits) = (&*state.store, &state.config.limits);
+    let user = lockout::begin(
+        store,
+        limits,
+        &client.ip,
+        Lookup::Email(&email),
+        state.now(),
+    )
+    .await?;
     let hash = user.as_ref().map(|u| &u.password);
     let ok = state.passwords.verify(password, hash).await;
     match user {
         Some(u) if ok => sign_in(&state, &u, &client, LoginMethod::Password).await,
         _ => {
-            let key = lockout::failure_key(user.as_ref(), &email);
-            Err(lockout::fail(&state, &client.ip, &key, ApiError::InvalidCredentials).await)
+            lockout::fail(
+                store,
+                limits,
+                &client.ip,
+                user.as_ref(),
+                &email,
+                state.now(),
+            )
+            .await?;
+            Err(ApiError::InvalidCredentials)
         }
     }
 }
@@ -238,15 +254,31 @@ async fn sms_login(
 ) -> ApiResult<Response> {
     let phone = validate::phone("phone", &body.phone)?;
     let code = validate::code("code", body.code.expose())?;
-    let user = lockout::begin(&state, &client.ip, Lookup::Phone(&phone)).await?;
+    let (store, limits) = (&*state.store, &state.config.limits);
+    let user = lockout::begin(
+        store,
+        limits,
+        &client.ip,
+        Lookup::Phone(&phone),
+        state.now(),
+    )
+    .await?;
     let redeemed = codes::redeem(&state, Purpose::SmsLogin, &phone, None, &code).await;
     match (redeemed, &user) {
         (Ok(_), Some(u)) => sign_in(&state, u, &client, LoginMethod::Sms).await,
-        (Ok(_), None) | (Err(ApiError::InvalidCode), _) => {
-            let key = lockout::failure_key(user.as_ref(), &phone);
-            Err(lockout::fail(&state, &client.ip, &key, ApiError::InvalidCode).await)
+        (Ok(_), None) | (Err(CodeError::Rejected), _) => {
+            lockout::fail(
+                store,
+                limits,
+                &client.ip,
+                user.as_ref(),
+                &phone,
+                state.now(),
+            )
+            .await?;
+            Err(ApiError::InvalidCode)
         }
-        (Err(e), _) => Err(e),
+        (Err(e), _) => Err(e.into()),
     }
 }
 
@@ -286,7 +318,15 @@ async fn totp_login(
 ) -> ApiResult<Response> {
     let email = validate::email("email", &body.email)?;
     let code = validate::code("code", body.code.expose())?;
-    let user = lockout::begin(&state, &client.ip, Lookup::Email(&email)).await?;
+    let (store, limits) = (&*state.store, &state.config.limits);
+    let user = lockout::begin(
+        store,
+        limits,
+        &client.ip,
+        Lookup::Email(&email),
+        state.now(),
+    )
+    .await?;
     let now = state.now();
     if let Some(u) = &user
         && let Some(t) = &u.totp
@@ -296,8 +336,16 @@ async fn totp_login(
     {
         return sign_in(&state, u, &client, LoginMethod::Totp).await;
     }
-    let key = lockout::failure_key(user.as_ref(), &email);
-    Err(lockout::fail(&state, &client.ip, &key, ApiError::InvalidCredentials).await)
+    lockout::fail(
+        store,
+        limits,
+        &client.ip,
+        user.as_ref(),
+        &email,
+        state.now(),
+    )
+    .await?;
+    Err(ApiError::InvalidCredentials)
 }
 
 #[utoipa::path(

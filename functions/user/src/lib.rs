@@ -7,12 +7,13 @@ use axum::{Json as JsonResponse, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use shared::clock::rfc3339;
+use shared::codes::CodeError;
 use shared::codes::{self, Channel, Issue};
 use shared::error::Body as ErrorBody;
 use shared::http::{Auth, Client, Json, Query};
 use shared::model::{Purpose, Totp, User};
 use shared::secret::Secret;
-use shared::store::{StoreError, Unique, UserChange};
+use shared::store::{StoreError, UserChange};
 use shared::{ApiError, ApiResult, AppState, lockout, password, totp, validate};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
@@ -109,16 +110,6 @@ pub fn router() -> Router<AppState> {
         .route("/user/{key}", delete(unset))
 }
 
-/// Maps a uniqueness conflict to the error that names the field.
-fn taken(e: StoreError) -> ApiError {
-    match e {
-        StoreError::Taken(Unique::Email) => ApiError::EmailTaken,
-        StoreError::Taken(Unique::Phone) => ApiError::PhoneTaken,
-        StoreError::NoSuchUser => ApiError::SessionEnded,
-        other => other.into(),
-    }
-}
-
 async fn load(state: &AppState, auth: &Auth) -> ApiResult<User> {
     state
         .store
@@ -128,12 +119,16 @@ async fn load(state: &AppState, auth: &Auth) -> ApiResult<User> {
 }
 
 async fn change(state: &AppState, auth: &Auth, change: UserChange) -> ApiResult<StatusCode> {
-    state
+    match state
         .store
         .update_user(&auth.user_id, change, state.now())
         .await
-        .map_err(taken)?;
-    Ok(StatusCode::NO_CONTENT)
+    {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        // The signed-in account is gone: so is its session.
+        Err(StoreError::NoSuchUser) => Err(ApiError::SessionEnded),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The profile as the console shows it: phone and TOTP only as masked markers.
@@ -277,14 +272,23 @@ async fn set_password(
         return Err(ApiError::WeakPassword(why));
     }
     let user = load(&state, &auth).await?;
-    lockout::check_user(&state, &client.ip, &user).await?;
+    let (store, limits) = (&*state.store, &state.config.limits);
+    lockout::check_user(store, limits, &client.ip, &user, state.now()).await?;
     if !state
         .passwords
         .verify(body.old.expose(), Some(&user.password))
         .await
     {
-        let key = lockout::failure_key(Some(&user), &user.email);
-        return Err(lockout::fail(&state, &client.ip, &key, ApiError::WrongPassword).await);
+        lockout::fail(
+            store,
+            limits,
+            &client.ip,
+            Some(&user),
+            &user.email,
+            state.now(),
+        )
+        .await?;
+        return Err(ApiError::WrongPassword);
     }
     let hash = state.passwords.hash(body.password.expose()).await?;
     change(&state, &auth, UserChange::Password(hash)).await?;
@@ -485,11 +489,11 @@ async fn bind_totp(
     codes::redeem(&state, Purpose::TotpBind, &auth.user_id, None, &secret)
         .await
         .map_err(|e| match e {
-            ApiError::InvalidCode => ApiError::field(
+            CodeError::Rejected => ApiError::field(
                 "totp",
                 "is not the pending secret or has expired; request a new one",
             ),
-            other => other,
+            other => other.into(),
         })?;
     let bound = Totp {
         secret: Secret::new(secret),
