@@ -1,17 +1,16 @@
 //! Signing in and out: password, SMS and TOTP logins, session verification,
 //! token refresh, logout.
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json as JsonResponse, Router};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use shared::codes::{self, Channel, CodeError, Issue};
 use shared::crypto;
 use shared::error::Body as ErrorBody;
-use shared::http::{Auth, Client, Json, Query, cookies};
+use shared::http::{Auth, Client, Json, NoStore, Query, cookies};
 use shared::model::{LoginMethod, LoginRecord, Purpose, Session, User};
 use shared::secret::Secret;
 use shared::store::Lookup;
@@ -38,8 +37,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// `{"code": ...}`: a refresh code for `/refresh_token`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
+#[derive(Serialize, ToSchema)]
 struct RefreshCode {
     /// Six digits, valid for a few seconds and once.
     #[schema(pattern = "^[0-9]{6}$", example = "123456")]
@@ -381,13 +379,13 @@ async fn verify(_: Auth) -> StatusCode {
         (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
     )
 )]
-async fn refresh_code(State(state): State<AppState>, auth: Auth) -> ApiResult<impl IntoResponse> {
+async fn refresh_code(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> ApiResult<NoStore<RefreshCode>> {
     let ttl = state.config.lifetimes.refresh_code;
     let code = codes::store(&state, Purpose::Refresh, &auth.session_id, None, ttl, None).await?;
-    Ok((
-        [(header::CACHE_CONTROL, "no-store")],
-        JsonResponse(json!({ "code": code })),
-    ))
+    Ok(NoStore(RefreshCode { code }))
 }
 
 #[derive(Deserialize, ToSchema, IntoParams)]

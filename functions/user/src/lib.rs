@@ -1,17 +1,17 @@
 //! The signed-in account: profile, password, phone and TOTP binding, unbinding.
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
-use axum::{Json as JsonResponse, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use shared::clock::rfc3339;
 use shared::codes::CodeError;
 use shared::codes::{self, Channel, Issue};
 use shared::error::Body as ErrorBody;
-use shared::http::{Auth, Client, Json, Query};
-use shared::model::{Purpose, Totp, User};
+use shared::http::{Auth, Client, Json, NoStore, Query};
+use shared::model::{LoginMethod, Purpose, Totp, User};
 use shared::secret::Secret;
 use shared::store::{StoreError, UserChange};
 use shared::{ApiError, ApiResult, AppState, lockout, password, totp, validate};
@@ -38,9 +38,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     Doc::openapi()
 }
 
-/// The profile of `GET /user` (built with `json!` in [`view`]; this type only documents it).
+/// The profile of `GET /user`: phone and TOTP only as masked markers.
 #[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
 struct Profile {
     #[serde(rename = "_id")]
     id: String,
@@ -67,7 +66,6 @@ struct Profile {
 }
 
 #[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
 struct LoginHistory {
     #[schema(format = DateTime)]
     time: String,
@@ -76,19 +74,8 @@ struct LoginHistory {
     method: LoginMethod,
 }
 
-/// How a login was made.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(dead_code)]
-enum LoginMethod {
-    Password,
-    Sms,
-    Totp,
-}
-
 /// `{"totp": URI}`: a pending TOTP secret to scan.
-#[derive(ToSchema)]
-#[allow(dead_code)]
+#[derive(Serialize, ToSchema)]
 struct TotpUri {
     /// An `otpauth://totp/...` URI.
     #[schema(
@@ -131,27 +118,32 @@ async fn change(state: &AppState, auth: &Auth, change: UserChange) -> ApiResult<
     }
 }
 
-/// The profile as the console shows it: phone and TOTP only as masked markers.
-fn view(user: &User) -> Value {
-    json!({
-        "_id": user.id,
-        "email": user.email,
-        "name": user.name,
-        "avatar": user.avatar,
-        "phone": user.phone.as_deref().map(|p| validate::mask(p, 4)).unwrap_or_default(),
-        "sessions": user.sessions,
-        "history": user.history.as_ref().map(|h| json!({
-            "time": rfc3339(h.time),
-            "ip": h.ip,
-            "user_agent": h.user_agent,
-            "method": h.method,
-        })),
-        "totp": if user.totp.is_some() { "******" } else { "" },
-        "lark": user.lark,
-        "status": user.active,
-        "create_time": rfc3339(user.created_at),
-        "update_time": rfc3339(user.updated_at),
-    })
+impl From<&User> for Profile {
+    fn from(user: &User) -> Self {
+        Profile {
+            id: user.id.clone(),
+            email: user.email.clone(),
+            name: user.name.clone(),
+            avatar: user.avatar.clone(),
+            phone: user
+                .phone
+                .as_deref()
+                .map(|p| validate::mask(p, 4))
+                .unwrap_or_default(),
+            sessions: user.sessions,
+            history: user.history.as_ref().map(|h| LoginHistory {
+                time: rfc3339(h.time),
+                ip: h.ip.clone(),
+                user_agent: h.user_agent.clone(),
+                method: h.method,
+            }),
+            totp: if user.totp.is_some() { "******" } else { "" }.into(),
+            lark: user.lark.clone(),
+            status: user.active,
+            create_time: rfc3339(user.created_at),
+            update_time: rfc3339(user.updated_at),
+        }
+    }
 }
 
 #[utoipa::path(
@@ -168,8 +160,8 @@ fn view(user: &User) -> Value {
         (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
     )
 )]
-async fn profile(State(state): State<AppState>, auth: Auth) -> ApiResult<JsonResponse<Value>> {
-    Ok(JsonResponse(view(&load(&state, &auth).await?)))
+async fn profile(State(state): State<AppState>, auth: Auth) -> ApiResult<axum::Json<Profile>> {
+    Ok(axum::Json(Profile::from(&load(&state, &auth).await?)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -413,10 +405,7 @@ async fn bind_phone(
         (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
     )
 )]
-async fn totp_url(
-    State(state): State<AppState>,
-    auth: Auth,
-) -> ApiResult<impl axum::response::IntoResponse> {
+async fn totp_url(State(state): State<AppState>, auth: Auth) -> ApiResult<NoStore<TotpUri>> {
     let user = load(&state, &auth).await?;
     let secret = totp::new_secret();
     let uri = totp::url(&secret, &state.config.namespace, &user.email)
@@ -431,10 +420,7 @@ async fn totp_url(
         Some(secret),
     )
     .await?;
-    Ok((
-        [(axum::http::header::CACHE_CONTROL, "no-store")],
-        JsonResponse(json!({ "totp": uri })),
-    ))
+    Ok(NoStore(TotpUri { totp: uri }))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -207,7 +207,10 @@ mod tests {
         let log = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
         assert_eq!(log.matches("disk on fire at /dev/sda").count(), 1, "{log}");
         let failed = log.lines().find(|l| l.contains("disk on fire")).unwrap();
-        assert!(failed.contains("ERROR") && failed.contains("req-42"), "{failed}");
+        assert!(
+            failed.contains("ERROR") && failed.contains("req-42"),
+            "{failed}"
+        );
         assert!(log.contains("status=500"), "{log}");
     }
 }
