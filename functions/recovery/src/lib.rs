@@ -48,10 +48,7 @@ struct EmailQuery {
     responses(
         (status = 204, description = "Sent, if an active account has that address."),
         (status = 400, description = "Code: `INVALID_FIELD`.", body = ErrorBody),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap).", body = ErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait"))),
-        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
-        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap).", body = ErrorBody),
     )
 )]
 async fn forget_code(
@@ -101,10 +98,6 @@ struct Reset {
     responses(
         (status = 204, description = "The password is changed."),
         (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `WEAK_PASSWORD`, `INVALID_CODE`.", body = ErrorBody),
-        (status = 413, description = "Code: `PAYLOAD_TOO_LARGE`.", body = ErrorBody),
-        (status = 415, description = "Code: `UNSUPPORTED_MEDIA_TYPE`.", body = ErrorBody),
-        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
-        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
     )
 )]
 async fn forget_reset(

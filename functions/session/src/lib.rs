@@ -117,12 +117,7 @@ struct PasswordLogin {
         (status = 204, description = "Signed in; `Set-Cookie: TOKEN=...` (HttpOnly).",
             headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
         (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CREDENTIALS`, `ACCOUNT_DISABLED`.", body = ErrorBody),
-        (status = 413, description = "Code: `PAYLOAD_TOO_LARGE`.", body = ErrorBody),
-        (status = 415, description = "Code: `UNSUPPORTED_MEDIA_TYPE`.", body = ErrorBody),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off).", body = ErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait"))),
-        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
-        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off).", body = ErrorBody),
     )
 )]
 async fn login(
@@ -189,10 +184,7 @@ struct PhoneQuery {
     responses(
         (status = 204, description = "Sent, if an active account has that phone."),
         (status = 400, description = "Code: `INVALID_FIELD`.", body = ErrorBody),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap).", body = ErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait"))),
-        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
-        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap).", body = ErrorBody),
     )
 )]
 async fn sms_code(
@@ -237,12 +229,7 @@ struct SmsLogin {
         (status = 204, description = "Signed in; `Set-Cookie: TOKEN=...` (HttpOnly).",
             headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
         (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CODE`, `ACCOUNT_DISABLED`.", body = ErrorBody),
-        (status = 413, description = "Code: `PAYLOAD_TOO_LARGE`.", body = ErrorBody),
-        (status = 415, description = "Code: `UNSUPPORTED_MEDIA_TYPE`.", body = ErrorBody),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off).", body = ErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait"))),
-        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
-        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off).", body = ErrorBody),
     )
 )]
 async fn sms_login(
@@ -301,12 +288,7 @@ struct TotpLogin {
         (status = 204, description = "Signed in; `Set-Cookie: TOKEN=...` (HttpOnly).",
             headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
         (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CREDENTIALS`, `ACCOUNT_DISABLED`.", body = ErrorBody),
-        (status = 413, description = "Code: `PAYLOAD_TOO_LARGE`.", body = ErrorBody),
-        (status = 415, description = "Code: `UNSUPPORTED_MEDIA_TYPE`.", body = ErrorBody),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off).", body = ErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait"))),
-        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
-        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off).", body = ErrorBody),
     )
 )]
 async fn totp_login(
@@ -355,9 +337,6 @@ async fn totp_login(
     security(("token" = [])),
     responses(
         (status = 204, description = "Signed in."),
-        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
-        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
-        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
     )
 )]
 async fn verify(_: Auth) -> StatusCode {
@@ -374,9 +353,6 @@ async fn verify(_: Auth) -> StatusCode {
     security(("token" = [])),
     responses(
         (status = 200, description = "The code (`Cache-Control: no-store`).", body = RefreshCode),
-        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
-        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
-        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
     )
 )]
 async fn refresh_code(
@@ -409,9 +385,6 @@ struct RefreshBody {
         (status = 204, description = "A new `TOKEN` cookie is set.",
             headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
         (status = 400, description = "Codes: `INVALID_FIELD`, `INVALID_CODE`.", body = ErrorBody),
-        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
-        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
-        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
     )
 )]
 async fn refresh_token_get(
@@ -434,11 +407,6 @@ async fn refresh_token_get(
         (status = 204, description = "A new `TOKEN` cookie is set.",
             headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
         (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CODE`.", body = ErrorBody),
-        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
-        (status = 413, description = "Code: `PAYLOAD_TOO_LARGE`.", body = ErrorBody),
-        (status = 415, description = "Code: `UNSUPPORTED_MEDIA_TYPE`.", body = ErrorBody),
-        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
-        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
     )
 )]
 async fn refresh_token_post(
@@ -478,8 +446,6 @@ async fn refresh_token(
     responses(
         (status = 204, description = "Signed out; the `TOKEN` cookie is cleared.",
             headers(("Set-Cookie" = String, description = "`TOKEN=` with `Max-Age=0`"))),
-        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
-        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
     )
 )]
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {

@@ -155,9 +155,6 @@ impl From<&User> for Profile {
     security(("token" = [])),
     responses(
         (status = 200, description = "The profile.", body = Profile),
-        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
-        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
-        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
     )
 )]
 async fn profile(State(state): State<AppState>, auth: Auth) -> ApiResult<axum::Json<Profile>> {
@@ -188,11 +185,6 @@ struct SetProfile {
     responses(
         (status = 204, description = "Changed."),
         (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `EMAIL_TAKEN`.", body = ErrorBody),
-        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
-        (status = 413, description = "Code: `PAYLOAD_TOO_LARGE`.", body = ErrorBody),
-        (status = 415, description = "Code: `UNSUPPORTED_MEDIA_TYPE`.", body = ErrorBody),
-        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
-        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
     )
 )]
 async fn set_profile(
@@ -245,13 +237,7 @@ struct SetPassword {
     responses(
         (status = 204, description = "Changed."),
         (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `WEAK_PASSWORD`, `WRONG_PASSWORD`.", body = ErrorBody),
-        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
-        (status = 413, description = "Code: `PAYLOAD_TOO_LARGE`.", body = ErrorBody),
-        (status = 415, description = "Code: `UNSUPPORTED_MEDIA_TYPE`.", body = ErrorBody),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off).", body = ErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait"))),
-        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
-        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off).", body = ErrorBody),
     )
 )]
 async fn set_password(
@@ -311,11 +297,7 @@ struct PhoneQuery {
     responses(
         (status = 204, description = "Sent."),
         (status = 400, description = "Codes: `INVALID_FIELD`, `PHONE_TAKEN`.", body = ErrorBody),
-        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap).", body = ErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait"))),
-        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
-        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap).", body = ErrorBody),
     )
 )]
 async fn phone_code(
@@ -363,11 +345,6 @@ struct BindPhone {
     responses(
         (status = 204, description = "Bound."),
         (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CODE`, `PHONE_TAKEN`.", body = ErrorBody),
-        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
-        (status = 413, description = "Code: `PAYLOAD_TOO_LARGE`.", body = ErrorBody),
-        (status = 415, description = "Code: `UNSUPPORTED_MEDIA_TYPE`.", body = ErrorBody),
-        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
-        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
     )
 )]
 async fn bind_phone(
@@ -400,9 +377,6 @@ async fn bind_phone(
     security(("token" = [])),
     responses(
         (status = 200, description = "The URI (`Cache-Control: no-store`).", body = TotpUri),
-        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
-        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
-        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
     )
 )]
 async fn totp_url(State(state): State<AppState>, auth: Auth) -> ApiResult<NoStore<TotpUri>> {
@@ -446,11 +420,6 @@ struct BindTotp {
     responses(
         (status = 204, description = "Bound."),
         (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_TOTP`.", body = ErrorBody),
-        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
-        (status = 413, description = "Code: `PAYLOAD_TOO_LARGE`.", body = ErrorBody),
-        (status = 415, description = "Code: `UNSUPPORTED_MEDIA_TYPE`.", body = ErrorBody),
-        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
-        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
     )
 )]
 async fn bind_totp(
@@ -499,9 +468,6 @@ async fn bind_totp(
     responses(
         (status = 204, description = "Unbound (or was not bound)."),
         (status = 400, description = "Code: `INVALID_FIELD` (`key` is not `phone`, `totp` or `lark`).", body = ErrorBody),
-        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
-        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
-        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
     )
 )]
 async fn unset(
@@ -525,9 +491,6 @@ async fn unset(
     security(("token" = [])),
     responses(
         (status = 204, description = "Unbound (or was not bound)."),
-        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
-        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
-        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
     )
 )]
 async fn unset_phone(State(state): State<AppState>, auth: Auth) -> ApiResult<StatusCode> {
@@ -543,9 +506,6 @@ async fn unset_phone(State(state): State<AppState>, auth: Auth) -> ApiResult<Sta
     security(("token" = [])),
     responses(
         (status = 204, description = "Unbound (or was not bound)."),
-        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
-        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
-        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
     )
 )]
 async fn unset_totp(State(state): State<AppState>, auth: Auth) -> ApiResult<StatusCode> {
@@ -561,9 +521,6 @@ async fn unset_totp(State(state): State<AppState>, auth: Auth) -> ApiResult<Stat
     security(("token" = [])),
     responses(
         (status = 400, description = "Code: `INVALID_FIELD` (`key` must be `phone`, `totp` or `lark`).", body = ErrorBody),
-        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
-        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
-        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
     )
 )]
 async fn unset_password(State(state): State<AppState>, auth: Auth) -> ApiResult<StatusCode> {
@@ -579,9 +536,6 @@ async fn unset_password(State(state): State<AppState>, auth: Auth) -> ApiResult<
     security(("token" = [])),
     responses(
         (status = 400, description = "Code: `INVALID_FIELD` (`key` must be `phone`, `totp` or `lark`).", body = ErrorBody),
-        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.", body = ErrorBody),
-        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
-        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
     )
 )]
 async fn unset_phone_code(State(state): State<AppState>, auth: Auth) -> ApiResult<StatusCode> {
