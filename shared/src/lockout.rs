@@ -22,14 +22,6 @@ fn ip_key(ip: &str) -> String {
     format!("login-fail-ip:{ip}")
 }
 
-/// Whose failures count for a login attempt on `identifier` resolving to `user`.
-fn failure_key(user: Option<&User>, identifier: &str) -> FailureKey {
-    match user {
-        Some(u) => FailureKey::User(u.id.clone()),
-        None => FailureKey::Unknown(identifier.to_lowercase()),
-    }
-}
-
 fn refuse(ip: Decision, lockout: Lockout, now: Timestamp) -> Result<(), LockoutError> {
     if let Decision::Refused { retry_after } = ip {
         return Err(LockoutError::Locked { retry_after });
@@ -71,17 +63,20 @@ pub async fn check_user(
     refuse(decision, user.lockout(), now)
 }
 
-/// Counts a failed attempt on `identifier` against its account (`user`, or the
-/// unknown identifier when there is none) and against the IP.
+/// Counts a failed attempt against its account (`user`, or the unknown
+/// identifier of `lookup` when there is none) and against the IP.
 pub async fn fail(
     store: &dyn Store,
     limits: &Limits,
     ip: &str,
     user: Option<&User>,
-    identifier: &str,
+    lookup: Lookup<'_>,
     now: Timestamp,
 ) -> StoreResult<()> {
-    let key = failure_key(user, identifier);
+    let key = match user {
+        Some(u) => FailureKey::User(u.id.clone()),
+        None => FailureKey::Unknown(lookup.identifier()),
+    };
     store.record_failure(&key, &limits.backoff, now).await?;
     store
         .hit(&ip_key(ip), &limits.ip_login_failures, now)
