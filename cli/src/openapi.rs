@@ -23,7 +23,7 @@ use utoipa::openapi::{
 };
 use utoipa::{Modify, OpenApi};
 
-use crate::FUNCTIONS;
+use crate::{FUNCTIONS, Function};
 
 /// The name of the `TOKEN` cookie's security scheme, as the handlers' `security(...)` use it.
 pub const TOKEN_SCHEME: &str = "token";
@@ -43,20 +43,22 @@ pub const XSRF_HEADER: &str = "X-XSRF-TOKEN";
 ))]
 struct ApiDoc;
 
-/// The answers every operation of one function shares, declared once:
+/// What every operation of one function shares, declared once:
+/// - its tag: the function's name;
 /// - every write: the CSRF header and cookie, and 403 (`shared::http`'s CSRF layer);
 /// - every operation that requires `TOKEN`: 401 (the `Auth` extractor);
 /// - every operation with a JSON body: 413 and 415 (the body limit, the `Json` extractor);
 /// - every operation of a stateful function: 500 and 503 (`ApiError`'s causes);
 /// - every 429: its `Retry-After` header.
 struct Common {
-    stateful: bool,
+    function: &'static Function,
 }
 
 impl Modify for Common {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for item in openapi.paths.paths.values_mut() {
             for (write, operation) in operations(item) {
+                operation.tags = Some(vec![self.function.name.into()]);
                 if write {
                     guard(operation);
                 }
@@ -74,7 +76,7 @@ impl Modify for Common {
                     add("413", "Code: `PAYLOAD_TOO_LARGE`.");
                     add("415", "Code: `UNSUPPORTED_MEDIA_TYPE`.");
                 }
-                if self.stateful {
+                if self.function.stateful {
                     add("500", "Code: `INTERNAL`.");
                     add("503", "Code: `SERVICE_UNAVAILABLE`.");
                 }
@@ -183,10 +185,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     for function in &FUNCTIONS {
         let mut part = (function.openapi)();
-        Common {
-            stateful: function.stateful,
-        }
-        .modify(&mut part);
+        Common { function }.modify(&mut part);
         doc.merge(part);
     }
     let components = doc.components.get_or_insert_with(Default::default);

@@ -88,7 +88,6 @@ fn encode(value: &str) -> String {
 #[utoipa::path(
     get,
     path = "/options",
-    tag = "options",
     summary = "Load Option",
     description = "Public settings the console needs before sign-in, or fresh random credentials.",
     params(OptionsQuery),

@@ -55,7 +55,6 @@ fn valid_salt(salt: &str) -> bool {
 #[utoipa::path(
     get,
     path = "/",
-    tag = "ping",
     summary = "Ping",
     description = "Who answered, and the XSRF cookies: `XSRF-SALT` (HttpOnly) and `XSRF-TOKEN`, \
         whose value every POST, PATCH, PUT and DELETE echoes in the `X-XSRF-TOKEN` header.",

@@ -41,7 +41,6 @@ struct EmailQuery {
 #[utoipa::path(
     get,
     path = "/forget_code",
-    tag = "recovery",
     summary = "Reset Password Code",
     description = "Mails a password reset code. 204 whether or not the address has an active account.",
     params(EmailQuery),
@@ -91,7 +90,6 @@ struct Reset {
 #[utoipa::path(
     post,
     path = "/forget_reset",
-    tag = "recovery",
     summary = "Reset Password",
     description = "Sets a new password with a mailed code and ends every session of the account.",
     request_body = Reset,

@@ -78,7 +78,6 @@ pub(crate) struct PasswordLogin {
 #[utoipa::path(
     post,
     path = "/login",
-    tag = "session",
     summary = "Login",
     description = "Signs in with email and password; sets the `TOKEN` cookie.",
     request_body = PasswordLogin,
@@ -136,7 +135,6 @@ pub(crate) struct PhoneQuery {
 #[utoipa::path(
     get,
     path = "/login/sms",
-    tag = "session",
     summary = "SMS Login Code",
     description = "Sends a sign-in code by SMS. 204 whether or not an account has that phone.",
     params(PhoneQuery),
@@ -180,7 +178,6 @@ pub(crate) struct SmsLogin {
 #[utoipa::path(
     post,
     path = "/login/sms",
-    tag = "session",
     summary = "SMS Login",
     description = "Signs in with a code sent by SMS; sets the `TOKEN` cookie.",
     request_body = SmsLogin,
@@ -227,7 +224,6 @@ pub(crate) struct TotpLogin {
 #[utoipa::path(
     post,
     path = "/login/totp",
-    tag = "session",
     summary = "TOTP Login",
     description = "Signs in with email and a TOTP code; sets the `TOKEN` cookie.",
     request_body = TotpLogin,

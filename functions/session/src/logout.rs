@@ -12,7 +12,6 @@ use crate::{no_content_with, token_cookie};
 #[utoipa::path(
     post,
     path = "/logout",
-    tag = "session",
     summary = "Logout",
     description = "Ends the caller's session, if any, and clears the `TOKEN` cookie.",
     security((), ("token" = [])),

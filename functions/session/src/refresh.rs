@@ -26,7 +26,6 @@ pub(crate) struct RefreshCode {
 #[utoipa::path(
     get,
     path = "/refresh_code",
-    tag = "session",
     summary = "Token Refresh Code",
     description = "A one-time code bound to the caller's session, to exchange at `/refresh_token`.",
     security(("token" = [])),
@@ -55,7 +54,6 @@ pub(crate) struct RefreshBody {
 #[utoipa::path(
     get,
     path = "/refresh_token",
-    tag = "session",
     summary = "Refresh Token",
     description = "Exchanges a refresh code (in the query) for a new `TOKEN` of the same session.",
     params(RefreshBody),
@@ -77,7 +75,6 @@ pub(crate) async fn refresh_token_get(
 #[utoipa::path(
     post,
     path = "/refresh_token",
-    tag = "session",
     summary = "Refresh Token (JSON body)",
     description = "Exchanges a refresh code (in a JSON body) for a new `TOKEN` of the same session.",
     request_body = RefreshBody,

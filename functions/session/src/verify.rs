@@ -6,7 +6,6 @@ use shared::http::Auth;
 #[utoipa::path(
     get,
     path = "/verify",
-    tag = "session",
     summary = "Verify",
     description = "204 while the caller's session lives.",
     security(("token" = [])),

@@ -27,7 +27,6 @@ pub(crate) struct SetPassword {
 #[utoipa::path(
     post,
     path = "/user/password",
-    tag = "user",
     summary = "Set Password",
     description = "Changes the password after checking the old one; ends every other session.",
     request_body = SetPassword,

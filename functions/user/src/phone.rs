@@ -26,7 +26,6 @@ pub(crate) struct PhoneQuery {
 #[utoipa::path(
     get,
     path = "/user/phone_code",
-    tag = "user",
     summary = "User SMS Code",
     description = "Sends a code by SMS to the phone to be bound.",
     params(PhoneQuery),
@@ -74,7 +73,6 @@ pub(crate) struct BindPhone {
 #[utoipa::path(
     post,
     path = "/user/phone",
-    tag = "user",
     summary = "Bind User's Phone",
     description = "Binds the phone the code was sent to.",
     request_body = BindPhone,

@@ -81,7 +81,6 @@ impl From<&User> for Profile {
 #[utoipa::path(
     get,
     path = "/user",
-    tag = "user",
     summary = "User Info",
     description = "The signed-in account's profile.",
     security(("token" = [])),
@@ -112,7 +111,6 @@ pub(crate) struct SetProfile {
 #[utoipa::path(
     patch,
     path = "/user",
-    tag = "user",
     summary = "Set User",
     description = "Changes one profile field, named by `key`.",
     request_body = SetProfile,
@@ -127,23 +125,17 @@ pub(crate) async fn set_profile(
     auth: Auth,
     Json(body): Json<SetProfile>,
 ) -> ApiResult<StatusCode> {
+    // The named field must be present; `non_empty` as `validate::text` has it.
+    let text = |field, value, max, non_empty| {
+        validate::text(field, validate::required(field, value)?, max, non_empty)
+    };
     let update = match body.key.trim().to_ascii_lowercase().as_str() {
-        "email" => UserChange::Email(validate::email(
-            "email",
-            validate::required("email", &body.email)?,
-        )?),
-        "name" => UserChange::Name(validate::text(
-            "name",
-            validate::required("name", &body.name)?,
-            validate::MAX_NAME,
-            true,
-        )?),
-        "avatar" => UserChange::Avatar(validate::text(
-            "avatar",
-            validate::required("avatar", &body.avatar)?,
-            validate::MAX_AVATAR,
-            false,
-        )?),
+        "email" => {
+            let email = validate::required("email", &body.email)?;
+            UserChange::Email(validate::email("email", email)?)
+        }
+        "name" => UserChange::Name(text("name", &body.name, validate::MAX_NAME, true)?),
+        "avatar" => UserChange::Avatar(text("avatar", &body.avatar, validate::MAX_AVATAR, false)?),
         _ => return Err(ApiError::field("key", "must be email, name or avatar")),
     };
     change(&state, &auth, update).await

@@ -31,7 +31,6 @@ pub(crate) struct TotpUri {
 #[utoipa::path(
     get,
     path = "/user/totp",
-    tag = "user",
     summary = "Generate TOTP URL",
     description = "A new TOTP secret as an otpauth URI, pending until bound.",
     security(("token" = [])),
@@ -68,7 +67,6 @@ pub(crate) struct BindTotp {
 #[utoipa::path(
     post,
     path = "/user/totp",
-    tag = "user",
     summary = "Bind TOTP",
     description = "Binds the pending TOTP secret with two consecutive codes.",
     request_body = BindTotp,

@@ -52,7 +52,6 @@ impl Binding {
 #[utoipa::path(
     delete,
     path = "/user/{key}",
-    tag = "user",
     summary = "Unset User",
     description = "Unbinds the phone, the TOTP app or the Lark account.",
     params(("key" = String, Path, description = "`phone`, `totp` or `lark` (any case).", example = "phone")),
