@@ -13,6 +13,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use shared::AppState;
+use shared::error::Body as ErrorBody;
 use shared::http::cookies;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn, PathItem};
@@ -32,19 +33,23 @@ pub const TOKEN_SCHEME: &str = "token";
 pub const XSRF_HEADER: &str = "X-XSRF-TOKEN";
 
 #[derive(OpenApi)]
-#[openapi(info(
-    title = "planx",
-    description = "The planx account API. Sign in sets the `TOKEN` cookie (HttpOnly); \
+#[openapi(
+    components(schemas(ErrorBody)),
+    info(
+        title = "planx",
+        description = "The planx account API. Sign in sets the `TOKEN` cookie (HttpOnly); \
             `GET /` sets `XSRF-SALT` (HttpOnly) and `XSRF-TOKEN`, and every POST, PATCH, PUT \
             and DELETE echoes `XSRF-TOKEN` in the `X-XSRF-TOKEN` header. Every error body is \
             `ErrorBody` (`{code, message}`); each response lists the codes it can carry. \
             Any path answers 404 `NOT_FOUND` when unknown and 405 `METHOD_NOT_ALLOWED` for \
             an unserved method."
-))]
+    )
+)]
 struct ApiDoc;
 
 /// What every operation of one function shares, declared once:
 /// - its tag: the function's name;
+/// - the `ErrorBody` of every error answer;
 /// - every write: the CSRF header and cookie, and 403 (`shared::http`'s CSRF layer);
 /// - every operation that requires `TOKEN`: 401 (the `Auth` extractor);
 /// - every operation with a JSON body: 413 and 415 (the body limit, the `Json` extractor);
@@ -80,8 +85,16 @@ impl Modify for Common {
                     add("500", "Code: `INTERNAL`.");
                     add("503", "Code: `SERVICE_UNAVAILABLE`.");
                 }
-                if let Some(RefOr::T(limited)) = responses.get_mut("429") {
-                    retry_after(limited);
+                for (status, response) in responses.iter_mut() {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    if status.starts_with('4') || status.starts_with('5') {
+                        error_body(response);
+                    }
+                    if status == "429" {
+                        retry_after(response);
+                    }
                 }
             }
         }
@@ -119,18 +132,24 @@ fn takes_json(operation: &Operation) -> bool {
         .is_some_and(|b| b.content.contains_key("application/json"))
 }
 
-/// An error answer: `ErrorBody`, with the codes it carries in `description`.
+/// An error answer with the codes it carries in `description` (its body is
+/// added with the handlers' error answers).
 fn error(description: &str) -> RefOr<Response> {
     ResponseBuilder::new()
         .description(description)
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
-                .build(),
-        )
         .build()
         .into()
+}
+
+fn error_body(response: &mut Response) {
+    response
+        .content
+        .entry("application/json".into())
+        .or_insert_with(|| {
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build()
+        });
 }
 
 fn retry_after(response: &mut Response) {

@@ -5,7 +5,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
-use shared::error::Body as ErrorBody;
 use shared::http::{NoStore, Query};
 use shared::{ApiError, ApiResult, AppState, crypto};
 use utoipa::{IntoParams, OpenApi, ToSchema};
@@ -93,7 +92,7 @@ fn encode(value: &str) -> String {
     params(OptionsQuery),
     responses(
         (status = 200, description = "The options of that type (`Cache-Control: no-store`).", body = Options),
-        (status = 400, description = "Code: `INVALID_FIELD`.", body = ErrorBody),
+        (status = 400, description = "Code: `INVALID_FIELD`."),
     )
 )]
 async fn options(

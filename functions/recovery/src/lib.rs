@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use shared::codes::{self, Channel, Issue};
-use shared::error::Body as ErrorBody;
 use shared::http::{Client, Json, Query};
 use shared::model::Purpose;
 use shared::secret::Secret;
@@ -46,8 +45,8 @@ struct EmailQuery {
     params(EmailQuery),
     responses(
         (status = 204, description = "Sent, if an active account has that address."),
-        (status = 400, description = "Code: `INVALID_FIELD`.", body = ErrorBody),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap).", body = ErrorBody),
+        (status = 400, description = "Code: `INVALID_FIELD`."),
+        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap)."),
     )
 )]
 async fn forget_code(
@@ -95,7 +94,7 @@ struct Reset {
     request_body = Reset,
     responses(
         (status = 204, description = "The password is changed."),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `WEAK_PASSWORD`, `INVALID_CODE`.", body = ErrorBody),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `WEAK_PASSWORD`, `INVALID_CODE`."),
     )
 )]
 async fn forget_reset(

@@ -7,7 +7,6 @@ use axum::response::Response;
 use serde::Deserialize;
 use shared::codes::{self, Channel, CodeError, Issue};
 use shared::crypto;
-use shared::error::Body as ErrorBody;
 use shared::http::{Client, Json, Query};
 use shared::model::{LoginMethod, LoginRecord, Purpose, Session, User};
 use shared::secret::Secret;
@@ -84,8 +83,8 @@ pub(crate) struct PasswordLogin {
     responses(
         (status = 204, description = "Signed in; `Set-Cookie: TOKEN=...` (HttpOnly).",
             headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CREDENTIALS`, `ACCOUNT_DISABLED`.", body = ErrorBody),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off).", body = ErrorBody),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CREDENTIALS`, `ACCOUNT_DISABLED`."),
+        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off)."),
     )
 )]
 pub(crate) async fn login(
@@ -140,8 +139,8 @@ pub(crate) struct PhoneQuery {
     params(PhoneQuery),
     responses(
         (status = 204, description = "Sent, if an active account has that phone."),
-        (status = 400, description = "Code: `INVALID_FIELD`.", body = ErrorBody),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap).", body = ErrorBody),
+        (status = 400, description = "Code: `INVALID_FIELD`."),
+        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap)."),
     )
 )]
 pub(crate) async fn sms_code(
@@ -184,8 +183,8 @@ pub(crate) struct SmsLogin {
     responses(
         (status = 204, description = "Signed in; `Set-Cookie: TOKEN=...` (HttpOnly).",
             headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CODE`, `ACCOUNT_DISABLED`.", body = ErrorBody),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off).", body = ErrorBody),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CODE`, `ACCOUNT_DISABLED`."),
+        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off)."),
     )
 )]
 pub(crate) async fn sms_login(
@@ -230,8 +229,8 @@ pub(crate) struct TotpLogin {
     responses(
         (status = 204, description = "Signed in; `Set-Cookie: TOKEN=...` (HttpOnly).",
             headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CREDENTIALS`, `ACCOUNT_DISABLED`.", body = ErrorBody),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off).", body = ErrorBody),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CREDENTIALS`, `ACCOUNT_DISABLED`."),
+        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off)."),
     )
 )]
 pub(crate) async fn totp_login(

@@ -5,7 +5,6 @@ use axum::extract::State;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use shared::codes;
-use shared::error::Body as ErrorBody;
 use shared::http::{Auth, Json, NoStore, Query};
 use shared::model::Purpose;
 use shared::secret::Secret;
@@ -61,7 +60,7 @@ pub(crate) struct RefreshBody {
     responses(
         (status = 204, description = "A new `TOKEN` cookie is set.",
             headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
-        (status = 400, description = "Codes: `INVALID_FIELD`, `INVALID_CODE`.", body = ErrorBody),
+        (status = 400, description = "Codes: `INVALID_FIELD`, `INVALID_CODE`."),
     )
 )]
 pub(crate) async fn refresh_token_get(
@@ -82,7 +81,7 @@ pub(crate) async fn refresh_token_get(
     responses(
         (status = 204, description = "A new `TOKEN` cookie is set.",
             headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CODE`.", body = ErrorBody),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CODE`."),
     )
 )]
 pub(crate) async fn refresh_token_post(

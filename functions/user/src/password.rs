@@ -3,7 +3,6 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use shared::error::Body as ErrorBody;
 use shared::http::{Auth, Client, Json};
 use shared::secret::Secret;
 use shared::store::{Lookup, UserChange};
@@ -33,8 +32,8 @@ pub(crate) struct SetPassword {
     security(("token" = [])),
     responses(
         (status = 204, description = "Changed."),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `WEAK_PASSWORD`, `WRONG_PASSWORD`.", body = ErrorBody),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off).", body = ErrorBody),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `WEAK_PASSWORD`, `WRONG_PASSWORD`."),
+        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off)."),
     )
 )]
 pub(crate) async fn set_password(

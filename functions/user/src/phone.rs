@@ -4,7 +4,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use shared::codes::{self, Channel, Issue};
-use shared::error::Body as ErrorBody;
 use shared::http::{Auth, Client, Json, Query};
 use shared::model::Purpose;
 use shared::secret::Secret;
@@ -32,8 +31,8 @@ pub(crate) struct PhoneQuery {
     security(("token" = [])),
     responses(
         (status = 204, description = "Sent."),
-        (status = 400, description = "Codes: `INVALID_FIELD`, `PHONE_TAKEN`.", body = ErrorBody),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap).", body = ErrorBody),
+        (status = 400, description = "Codes: `INVALID_FIELD`, `PHONE_TAKEN`."),
+        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap)."),
     )
 )]
 pub(crate) async fn phone_code(
@@ -79,7 +78,7 @@ pub(crate) struct BindPhone {
     security(("token" = [])),
     responses(
         (status = 204, description = "Bound."),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CODE`, `PHONE_TAKEN`.", body = ErrorBody),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CODE`, `PHONE_TAKEN`."),
     )
 )]
 pub(crate) async fn bind_phone(

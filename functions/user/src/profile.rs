@@ -5,7 +5,6 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::clock::rfc3339;
-use shared::error::Body as ErrorBody;
 use shared::http::{Auth, Json};
 use shared::model::{LoginMethod, User};
 use shared::store::UserChange;
@@ -117,7 +116,7 @@ pub(crate) struct SetProfile {
     security(("token" = [])),
     responses(
         (status = 204, description = "Changed."),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `EMAIL_TAKEN`.", body = ErrorBody),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `EMAIL_TAKEN`."),
     )
 )]
 pub(crate) async fn set_profile(

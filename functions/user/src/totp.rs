@@ -5,7 +5,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use shared::codes::{self, CodeError};
-use shared::error::Body as ErrorBody;
 use shared::http::{Auth, Json, NoStore};
 use shared::model::{Purpose, Totp};
 use shared::secret::Secret;
@@ -73,7 +72,7 @@ pub(crate) struct BindTotp {
     security(("token" = [])),
     responses(
         (status = 204, description = "Bound."),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_TOTP`.", body = ErrorBody),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_TOTP`."),
     )
 )]
 pub(crate) async fn bind_totp(

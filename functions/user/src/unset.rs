@@ -5,7 +5,6 @@
 
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
-use shared::error::Body as ErrorBody;
 use shared::http::Auth;
 use shared::store::UserChange;
 use shared::{ApiError, ApiResult, AppState};
@@ -58,7 +57,7 @@ impl Binding {
     security(("token" = [])),
     responses(
         (status = 204, description = "Unbound (or was not bound)."),
-        (status = 400, description = "Code: `INVALID_FIELD` (`key` is not `phone`, `totp` or `lark`).", body = ErrorBody),
+        (status = 400, description = "Code: `INVALID_FIELD` (`key` is not `phone`, `totp` or `lark`)."),
     )
 )]
 pub(crate) async fn unset(
