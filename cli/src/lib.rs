@@ -1,21 +1,18 @@
 //! The local entry point's library: the merged API, so `planx serve`, the
 //! contract tests and benchmarks all run the routers the Lambda functions run.
 
+pub mod functions;
 pub mod openapi;
 
 use axum::Router;
 use shared::AppState;
 use shared::config::Mode;
 
-/// Every function's router, in the order of the design's layout.
+pub use functions::{FUNCTIONS, Function};
+
+/// Every function's router, in the order of [`FUNCTIONS`].
 pub fn routers() -> Vec<Router<AppState>> {
-    vec![
-        ping::router(),
-        session::router(),
-        recovery::router(),
-        user::router(),
-        options::router(),
-    ]
+    FUNCTIONS.iter().map(|f| (f.router)()).collect()
 }
 
 /// The whole API as one service; outside release mode it also serves its

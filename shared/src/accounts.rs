@@ -3,11 +3,10 @@
 
 use crate::clock::Timestamp;
 use crate::crypto;
-use crate::error::ApiError;
 use crate::model::User;
-use crate::password::{self, Passwords};
+use crate::password::{self, PasswordError, Passwords};
 use crate::store::{Store, StoreError, Unique};
-use crate::validate;
+use crate::validate::{self, FieldError};
 
 #[derive(Debug, Clone, Default)]
 pub struct NewUser {
@@ -19,18 +18,14 @@ pub struct NewUser {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
-    #[error("{0}")]
-    Invalid(String),
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
     #[error("{0} is already used by another account")]
     Taken(Unique),
     #[error(transparent)]
+    Hash(#[from] PasswordError),
+    #[error(transparent)]
     Store(StoreError),
-}
-
-impl From<ApiError> for AccountError {
-    fn from(e: ApiError) -> Self {
-        AccountError::Invalid(e.to_string())
-    }
 }
 
 /// Validates and stores a new active account with an Argon2id hash of its password.
@@ -42,7 +37,7 @@ pub async fn create(
 ) -> Result<User, AccountError> {
     let email = validate::email("email", &new.email)?;
     if let Some(why) = password::policy_violation(&new.password) {
-        return Err(AccountError::Invalid(format!("password: {why}")));
+        return Err(FieldError::new("password", why).into());
     }
     let phone = new
         .phone
@@ -56,10 +51,7 @@ pub async fn create(
         validate::MAX_NAME,
         true,
     )?;
-    let hash = passwords
-        .hash(&new.password)
-        .await
-        .map_err(|e| AccountError::Invalid(e.to_string()))?;
+    let hash = passwords.hash(&new.password).await?;
     let user = User {
         id: crypto::new_user_id(),
         email,

@@ -1,10 +1,27 @@
 //! One-time codes: sending them under the limits, and spending them once.
 
-use crate::error::{ApiError, ApiResult};
 use crate::model::{Code, Purpose};
-use crate::notify::Message;
+use crate::notify::{Message, NotifyError};
 use crate::state::AppState;
-use crate::store::{Decision, Redemption};
+use crate::store::{Decision, Redemption, StoreError};
+
+/// Why a code was not sent or not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum CodeError {
+    /// A limiter refused to send another code yet.
+    #[error("too many codes; retry in {retry_after} s")]
+    Limited { retry_after: i64 },
+    /// The code presented is wrong, expired or already spent.
+    #[error("the code is wrong, expired or already used")]
+    Rejected,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The message could not be sent; the code and the limiter hits were withdrawn.
+    #[error(transparent)]
+    Send(#[from] NotifyError),
+}
+
+pub type CodeResult<T> = Result<T, CodeError>;
 
 /// Where a code goes.
 #[derive(Debug, Clone)]
@@ -29,16 +46,16 @@ pub struct Permit {
     keys: [String; 2],
 }
 
-fn refuse(d: Decision) -> ApiResult<()> {
+fn refuse(d: Decision) -> CodeResult<()> {
     match d {
         Decision::Allowed => Ok(()),
-        Decision::Refused { retry_after } => Err(ApiError::TooManyRequests { retry_after }),
+        Decision::Refused { retry_after } => Err(CodeError::Limited { retry_after }),
     }
 }
 
 /// Applies the per-IP cap and the per-recipient cooldown and hourly cap. Runs
 /// before the account lookup, so known and unknown recipients are limited alike.
-pub async fn permit(state: &AppState, ip: &str, channel: &Channel) -> ApiResult<Permit> {
+pub async fn permit(state: &AppState, ip: &str, channel: &Channel) -> CodeResult<Permit> {
     let limits = &state.config.limits;
     let now = state.now();
     let ip_key = format!("code-ip:{ip}");
@@ -92,7 +109,7 @@ pub async fn store(
     bound: Option<&str>,
     ttl: i64,
     code: Option<String>,
-) -> ApiResult<String> {
+) -> Result<String, StoreError> {
     let code = code.unwrap_or_else(crate::crypto::random_code);
     let record = Code {
         purpose,
@@ -106,8 +123,8 @@ pub async fn store(
 }
 
 /// Stores a new code and sends it. If sending fails, the code and the limiter
-/// hits are withdrawn and the client gets 503.
-pub async fn issue(state: &AppState, permit: Permit, issue: Issue<'_>) -> ApiResult<()> {
+/// hits are withdrawn ([`CodeError::Send`]).
+pub async fn issue(state: &AppState, permit: Permit, issue: Issue<'_>) -> CodeResult<()> {
     let code = store(
         state,
         issue.purpose,
@@ -134,14 +151,15 @@ pub async fn issue(state: &AppState, permit: Permit, issue: Issue<'_>) -> ApiRes
     }
 }
 
-/// Spends a code: `Ok` only if it was right (for `bound`, if given), alive and unspent.
+/// Spends a code: `Ok` only if it was right (for `bound`, if given), alive and
+/// unspent; [`CodeError::Rejected`] otherwise.
 pub async fn redeem(
     state: &AppState,
     purpose: Purpose,
     subject: &str,
     bound: Option<&str>,
     code: &str,
-) -> ApiResult<Code> {
+) -> CodeResult<Code> {
     let digest = digest(state, purpose, subject, bound, code);
     match state
         .store
@@ -155,7 +173,7 @@ pub async fn redeem(
         .await?
     {
         Redemption::Accepted(record) => Ok(record),
-        Redemption::Rejected => Err(ApiError::InvalidCode),
+        Redemption::Rejected => Err(CodeError::Rejected),
     }
 }
 

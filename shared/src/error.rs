@@ -1,21 +1,32 @@
 //! The one error type of the HTTP layer, and its one mapping to status, code and message.
+//! The domain's errors (fields, codes, lockouts, the store) become it here, in
+//! one `From` each.
+
+use std::fmt;
+use std::sync::Arc;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::codes::CodeError;
+use crate::lockout::LockoutError;
 use crate::notify::NotifyError;
 use crate::password::PasswordError;
-use crate::store::StoreError;
+use crate::store::{StoreError, Unique};
+use crate::validate::FieldError;
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// What went wrong behind a 500 or 503: kept for the log, never shown to the client.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 /// Every failure a client can see. Variants carry only what is safe to show;
-/// internal detail goes to the log in [`ApiError::into_response`], never to the client.
+/// the cause of a 500 or 503 rides along to the request log (see [`Failure`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("{field}: {reason}")]
-    InvalidField { field: String, reason: String },
+    #[error(transparent)]
+    InvalidField(#[from] FieldError),
     #[error("{0}")]
     InvalidJson(String),
     #[error("{0}")]
@@ -51,32 +62,22 @@ pub enum ApiError {
     #[error("too many requests; retry in {retry_after} s")]
     TooManyRequests { retry_after: i64 },
     #[error("a backing service is unavailable; try again shortly")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] Cause),
 }
 
 impl ApiError {
     /// A missing or invalid field, named so the client can point at it.
     pub fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::InvalidField {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        Self::InvalidField(FieldError::new(field, reason))
     }
 
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            InvalidField { .. }
-            | InvalidJson(_)
-            | InvalidCredentials
-            | AccountDisabled
-            | InvalidCode
-            | WeakPassword(_)
-            | WrongPassword
-            | EmailTaken
-            | PhoneTaken
+            InvalidField(_) | InvalidJson(_) | InvalidCredentials | AccountDisabled
+            | InvalidCode | WeakPassword(_) | WrongPassword | EmailTaken | PhoneTaken
             | InvalidTotp => StatusCode::BAD_REQUEST,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -94,7 +95,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         use ApiError::*;
         match self {
-            InvalidField { .. } => "INVALID_FIELD",
+            InvalidField(_) => "INVALID_FIELD",
             InvalidJson(_) => "INVALID_JSON",
             UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
@@ -131,49 +132,93 @@ pub struct Body<'a> {
     message: String,
 }
 
+/// The cause of a 500 or 503, left in the response's extensions by
+/// [`ApiError::into_response`] so that the request log prints it once, with
+/// the request it belongs to.
+#[derive(Debug, Clone)]
+pub struct Failure(pub Arc<dyn std::error::Error + Send + Sync>);
+
+/// The cause and its sources, `outer: inner: ...`.
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(e) = source {
+            write!(f, ": {e}")?;
+            source = e.source();
+        }
+        Ok(())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        match &self {
-            ApiError::Unavailable(detail) => {
-                tracing::error!(error = %detail, "backend unavailable")
-            }
-            ApiError::Internal(detail) => tracing::error!(error = %detail, "internal error"),
-            _ => {}
-        }
-        let status = self.status();
         let body = Body {
             code: self.code(),
             message: self.to_string(),
         };
-        let mut response = (status, axum::Json(body)).into_response();
-        if let ApiError::TooManyRequests { retry_after } = self {
-            let secs = retry_after.max(1).to_string();
-            if let Ok(value) = HeaderValue::from_str(&secs) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        match self {
+            ApiError::TooManyRequests { retry_after } => {
+                let secs = retry_after.max(1).to_string();
+                if let Ok(value) = HeaderValue::from_str(&secs) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
             }
+            ApiError::Unavailable(cause) | ApiError::Internal(cause) => {
+                response.extensions_mut().insert(Failure(cause.into()));
+            }
+            _ => {}
         }
         response
     }
 }
 
+/// The one mapping of store failures: a uniqueness guard names its field, an
+/// unreachable database is 503, anything else (a corrupt record, a missing
+/// account where one must exist) is 500.
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(detail) => ApiError::Unavailable(detail),
-            other => ApiError::Internal(other.to_string()),
+            StoreError::Taken(Unique::Email) => ApiError::EmailTaken,
+            StoreError::Taken(Unique::Phone) => ApiError::PhoneTaken,
+            StoreError::Unavailable(_) => ApiError::Unavailable(Box::new(e)),
+            StoreError::NoSuchUser | StoreError::Corrupt { .. } => ApiError::Internal(Box::new(e)),
         }
     }
 }
 
 impl From<PasswordError> for ApiError {
     fn from(e: PasswordError) -> Self {
-        ApiError::Internal(e.to_string())
+        ApiError::Internal(Box::new(e))
     }
 }
 
 impl From<NotifyError> for ApiError {
     fn from(e: NotifyError) -> Self {
-        ApiError::Unavailable(e.to_string())
+        ApiError::Unavailable(Box::new(e))
+    }
+}
+
+/// A refused or unsendable code; a code presented wrong is `INVALID_CODE`
+/// (handlers that mean something else by it map [`CodeError::Rejected`] first).
+impl From<CodeError> for ApiError {
+    fn from(e: CodeError) -> Self {
+        match e {
+            CodeError::Limited { retry_after } => ApiError::TooManyRequests { retry_after },
+            CodeError::Rejected => ApiError::InvalidCode,
+            CodeError::Store(e) => e.into(),
+            CodeError::Send(e) => e.into(),
+        }
+    }
+}
+
+impl From<LockoutError> for ApiError {
+    fn from(e: LockoutError) -> Self {
+        match e {
+            LockoutError::Locked { retry_after } => ApiError::TooManyRequests { retry_after },
+            LockoutError::Store(e) => e.into(),
+        }
     }
 }
 
@@ -188,10 +233,36 @@ mod tests {
         assert_eq!(r.headers()[header::RETRY_AFTER], "7");
     }
 
-    #[test]
-    fn internal_detail_is_not_in_the_message() {
-        let e = ApiError::Unavailable("dynamodb: connection refused at 10.0.0.1".into());
-        assert!(!e.to_string().contains("dynamodb"));
+    #[tokio::test]
+    async fn the_cause_goes_to_the_log_not_the_client() {
+        let e: ApiError = StoreError::Unavailable("connection refused at 10.0.0.1".into()).into();
         assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let r = e.into_response();
+        let failure = r.extensions().get::<Failure>().expect("the cause is kept");
+        assert_eq!(
+            failure.to_string(),
+            "store unavailable: connection refused at 10.0.0.1"
+        );
+        let body = axum::body::to_bytes(r.into_body(), 1024).await.unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(!body.contains("10.0.0.1"), "{body}");
+        assert!(body.contains("SERVICE_UNAVAILABLE"), "{body}");
+    }
+
+    #[test]
+    fn a_cause_prints_with_its_sources() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Outer(#[source] NotifyError);
+        let r = ApiError::Internal(Box::new(Outer(NotifyError("inner".into())))).into_response();
+        let failure = r.extensions().get::<Failure>().unwrap();
+        assert_eq!(failure.to_string(), "outer: notifier unavailable: inner");
+    }
+
+    #[test]
+    fn client_errors_carry_no_failure() {
+        let r = ApiError::field("email", "is required").into_response();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert!(r.extensions().get::<Failure>().is_none());
     }
 }

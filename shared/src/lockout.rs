@@ -1,74 +1,85 @@
 //! Login throttling shared by every way of signing in: per-account exponential
-//! back-off and a per-IP cap on failures (password spraying).
+//! back-off and a per-IP cap on failures (password spraying). It reads only the
+//! store, the limits and the time it is given.
 
-use crate::error::{ApiError, ApiResult};
+use crate::clock::Timestamp;
+use crate::config::Limits;
 use crate::model::{FailureKey, Lockout, User};
-use crate::state::AppState;
-use crate::store::{Decision, Lookup};
+use crate::store::{Decision, Lookup, Store, StoreError, StoreResult};
+
+/// Why a login attempt may not go ahead.
+#[derive(Debug, thiserror::Error)]
+pub enum LockoutError {
+    /// The IP is over its failure cap, or the account (or the unknown
+    /// identifier, identically) is backing off.
+    #[error("too many failed sign-ins; retry in {retry_after} s")]
+    Locked { retry_after: i64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 fn ip_key(ip: &str) -> String {
     format!("login-fail-ip:{ip}")
 }
 
-/// Whose failures count for a login attempt on `identifier` resolving to `user`.
-pub fn failure_key(user: Option<&User>, identifier: &str) -> FailureKey {
-    match user {
-        Some(u) => FailureKey::User(u.id.clone()),
-        None => FailureKey::Unknown(identifier.to_lowercase()),
-    }
-}
-
-fn refuse(ip: Decision, lockout: Lockout, now: i64) -> ApiResult<()> {
+fn refuse(ip: Decision, lockout: Lockout, now: Timestamp) -> Result<(), LockoutError> {
     if let Decision::Refused { retry_after } = ip {
-        return Err(ApiError::TooManyRequests { retry_after });
+        return Err(LockoutError::Locked { retry_after });
     }
     if lockout.locked_until > now {
-        return Err(ApiError::TooManyRequests {
+        return Err(LockoutError::Locked {
             retry_after: lockout.locked_until - now,
         });
     }
     Ok(())
 }
 
-/// Starts a login attempt: finds the account and refuses (429) while the IP is
-/// over its cap or the account (or the unknown identifier, identically) backs off.
-pub async fn begin(state: &AppState, ip: &str, lookup: Lookup<'_>) -> ApiResult<Option<User>> {
-    let now = state.now();
-    let rule = &state.config.limits.ip_login_failures;
-    let subject = state
-        .store
-        .login_subject(lookup, &ip_key(ip), rule, now)
-        .await?;
+/// Starts a login attempt: finds the account and refuses while the IP is over
+/// its cap or the account (or the unknown identifier, identically) backs off.
+pub async fn begin(
+    store: &dyn Store,
+    limits: &Limits,
+    ip: &str,
+    lookup: Lookup<'_>,
+    now: Timestamp,
+) -> Result<Option<User>, LockoutError> {
+    let rule = &limits.ip_login_failures;
+    let subject = store.login_subject(lookup, &ip_key(ip), rule, now).await?;
     refuse(subject.ip, subject.lockout, now)?;
     Ok(subject.user)
 }
 
 /// The same gate for re-checking a signed-in user's password.
-pub async fn check_user(state: &AppState, ip: &str, user: &User) -> ApiResult<()> {
-    let now = state.now();
-    let rule = &state.config.limits.ip_login_failures;
-    let decision = state.store.peek(&ip_key(ip), rule, now).await?;
-    let lockout = user.lockout();
-    refuse(decision, lockout, now)
+pub async fn check_user(
+    store: &dyn Store,
+    limits: &Limits,
+    ip: &str,
+    user: &User,
+    now: Timestamp,
+) -> Result<(), LockoutError> {
+    let decision = store
+        .peek(&ip_key(ip), &limits.ip_login_failures, now)
+        .await?;
+    refuse(decision, user.lockout(), now)
 }
 
-/// Counts a failed attempt against the account (or identifier) and the IP,
-/// then answers with `error` (or 503 if it could not be counted).
-pub async fn fail(state: &AppState, ip: &str, key: &FailureKey, error: ApiError) -> ApiError {
-    let now = state.now();
-    let limits = &state.config.limits;
-    let counted = async {
-        state
-            .store
-            .record_failure(key, &limits.backoff, now)
-            .await?;
-        state
-            .store
-            .hit(&ip_key(ip), &limits.ip_login_failures, now)
-            .await
+/// Counts a failed attempt against its account (`user`, or the unknown
+/// identifier of `lookup` when there is none) and against the IP.
+pub async fn fail(
+    store: &dyn Store,
+    limits: &Limits,
+    ip: &str,
+    user: Option<&User>,
+    lookup: Lookup<'_>,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let key = match user {
+        Some(u) => FailureKey::User(u.id.clone()),
+        None => FailureKey::Unknown(lookup.identifier()),
     };
-    match counted.await {
-        Ok(_) => error,
-        Err(e) => e.into(),
-    }
+    store.record_failure(&key, &limits.backoff, now).await?;
+    store
+        .hit(&ip_key(ip), &limits.ip_login_failures, now)
+        .await?;
+    Ok(())
 }

@@ -1,7 +1,22 @@
 //! Parsers for the values clients send. Each returns the normalised value or a
-//! field error that names the field.
+//! [`FieldError`] that names the field; the HTTP layer turns it into `INVALID_FIELD`.
 
-use crate::error::ApiError;
+/// A value that is missing or not acceptable, and which field it was.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct FieldError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
 
 pub const MAX_EMAIL: usize = 254;
 pub const MAX_NAME: usize = 64;
@@ -9,8 +24,8 @@ pub const MAX_AVATAR: usize = 2048;
 
 /// A plausible address: one `@`, a dotted domain of letters, digits and hyphens,
 /// no spaces or control characters. Returned trimmed, case kept (compared lowercased).
-pub fn email(field: &str, raw: &str) -> Result<String, ApiError> {
-    let bad = |why: &str| ApiError::field(field, why);
+pub fn email(field: &str, raw: &str) -> Result<String, FieldError> {
+    let bad = |why: &str| FieldError::new(field, why);
     let value = raw.trim();
     if value.is_empty() {
         return Err(bad("is required"));
@@ -44,14 +59,14 @@ pub fn email(field: &str, raw: &str) -> Result<String, ApiError> {
 
 /// An E.164 number: `+`, a non-zero digit, 7 to 15 digits in all. Spaces,
 /// hyphens, dots and parentheses are dropped first, as people type them.
-pub fn phone(field: &str, raw: &str) -> Result<String, ApiError> {
+pub fn phone(field: &str, raw: &str) -> Result<String, FieldError> {
     let value: String = raw
         .trim()
         .chars()
         .filter(|c| !" -.()".contains(*c))
         .collect();
     if value.is_empty() {
-        return Err(ApiError::field(field, "is required"));
+        return Err(FieldError::new(field, "is required"));
     }
     let digits = value.strip_prefix('+').unwrap_or("");
     let ok = (7..=15).contains(&digits.len())
@@ -60,7 +75,7 @@ pub fn phone(field: &str, raw: &str) -> Result<String, ApiError> {
     if ok {
         Ok(value)
     } else {
-        Err(ApiError::field(
+        Err(FieldError::new(
             field,
             "must be an E.164 phone number such as +14155550123",
         ))
@@ -68,29 +83,29 @@ pub fn phone(field: &str, raw: &str) -> Result<String, ApiError> {
 }
 
 /// A six-digit one-time code.
-pub fn code(field: &str, raw: &str) -> Result<String, ApiError> {
+pub fn code(field: &str, raw: &str) -> Result<String, FieldError> {
     let value = raw.trim();
     if value.len() == 6 && value.bytes().all(|b| b.is_ascii_digit()) {
         Ok(value.to_string())
     } else {
-        Err(ApiError::field(field, "must be 6 digits"))
+        Err(FieldError::new(field, "must be 6 digits"))
     }
 }
 
 /// Free text with a length limit in characters and no control characters.
-pub fn text(field: &str, raw: &str, max: usize, required: bool) -> Result<String, ApiError> {
+pub fn text(field: &str, raw: &str, max: usize, required: bool) -> Result<String, FieldError> {
     let value = raw.trim();
     if required && value.is_empty() {
-        return Err(ApiError::field(field, "is required"));
+        return Err(FieldError::new(field, "is required"));
     }
     if value.chars().count() > max {
-        return Err(ApiError::field(
+        return Err(FieldError::new(
             field,
             format!("must be at most {max} characters"),
         ));
     }
     if value.chars().any(char::is_control) {
-        return Err(ApiError::field(
+        return Err(FieldError::new(
             field,
             "must not contain control characters",
         ));
@@ -99,10 +114,10 @@ pub fn text(field: &str, raw: &str, max: usize, required: bool) -> Result<String
 }
 
 /// A required field that may be absent from the body.
-pub fn required<'a>(field: &str, value: &'a Option<String>) -> Result<&'a str, ApiError> {
+pub fn required<'a>(field: &str, value: &'a Option<String>) -> Result<&'a str, FieldError> {
     value
         .as_deref()
-        .ok_or_else(|| ApiError::field(field, "is required"))
+        .ok_or_else(|| FieldError::new(field, "is required"))
 }
 
 /// Masks all but the last `keep` characters: how phone numbers are shown.

@@ -9,11 +9,10 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use http_body_util::BodyExt;
+use planx::Function;
 use serde_json::Value;
-use shared::AppState;
 use shared::codes;
 use shared::model::{LoginMethod, LoginRecord, Purpose, Session, Totp, User};
 use shared::secret::Secret;
@@ -21,6 +20,7 @@ use shared::totp;
 use tower::ServiceExt;
 
 use crate::support::{PASSWORD, START, TestApp};
+use crate::template;
 
 /// The server `KEY` the events were made for.
 const EVENTS_KEY: &str = "events-key-events-key-events-key-32b";
@@ -215,8 +215,6 @@ const CASES: &[(&str, u16, &str, Seed)] = &[
     ("options/missing-type.json", 400, "INVALID_FIELD", Account),
 ];
 
-const FUNCTIONS: [&str; 5] = ["ping", "session", "recovery", "user", "options"];
-
 fn events_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../events")
 }
@@ -226,16 +224,9 @@ fn read_event(file: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The router of the function that serves the events in `events/<function>/`.
-fn router(function: &str) -> Router<AppState> {
-    match function {
-        "ping" => ::ping::router(),
-        "session" => ::session::router(),
-        "recovery" => ::recovery::router(),
-        "user" => ::user::router(),
-        "options" => ::options::router(),
-        other => panic!("no function {other}"),
-    }
+/// The function that serves the events in `events/<function>/`.
+fn function(name: &str) -> &'static Function {
+    planx::functions::function(name).unwrap_or_else(|| panic!("no function {name}"))
 }
 
 /// A server with the events' key, on the manual clock at [`START`], seeded for `seed`.
@@ -342,10 +333,10 @@ impl Answer {
 
 /// Parses the event as the Lambda runtime does and sends it through its function's service.
 async fn invoke(app: &TestApp, file: &str) -> Answer {
-    let function = file.split('/').next().unwrap();
+    let router = function(file.split('/').next().unwrap()).router;
     let request = lambda_http::request::from_str(&read_event(file))
         .unwrap_or_else(|e| panic!("{file} is not an HTTP API event: {e}"));
-    let service = shared::lambda::service(router(function), app.state.clone());
+    let service = shared::lambda::service(router(), app.state.clone());
     let response = service.oneshot(request).await.unwrap();
     let (parts, body) = response.into_parts();
     let bytes = body.collect().await.unwrap().to_bytes();
@@ -486,7 +477,10 @@ fn every_event_file_is_in_the_table_and_back() {
     assert!(missing.is_empty(), "cases without an event: {missing:?}");
     for file in &files {
         let function = file.split('/').next().unwrap();
-        assert!(FUNCTIONS.contains(&function), "{file}: no such function");
+        assert!(
+            planx::functions::function(function).is_some(),
+            "{file}: no such function"
+        );
     }
 }
 
@@ -631,35 +625,12 @@ fn events_have_the_http_api_shape() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// The HTTP API routes `template.yaml` declares, as (function resource, route key),
-/// read from its `Method: ..., Path: ...` event lines.
+/// The HTTP API routes `template.yaml` declares, as (function logical id, route key).
 fn template_routes() -> BTreeSet<(String, String)> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut routes = BTreeSet::new();
-    let mut resource = String::new();
-    for line in text.lines() {
-        if let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':'))
-            && !name.starts_with(' ')
-        {
-            resource = name.to_string();
-        }
-        let field = |key: &str| {
-            let start = line.find(key)? + key.len();
-            let rest = &line[start..];
-            let value = rest.split(',').next()?;
-            let value = if value.len() == rest.len() {
-                value.trim_end().trim_end_matches('}')
-            } else {
-                value
-            };
-            Some(value.trim().trim_matches('"').to_string())
-        };
-        if let (Some(method), Some(path)) = (field("Method:"), field("Path:")) {
-            routes.insert((resource.clone(), format!("{method} {path}")));
-        }
-    }
-    routes
+    template::routes(&template::template())
+        .into_iter()
+        .map(|r| (r.function.clone(), r.key()))
+        .collect()
 }
 
 #[test]
@@ -669,8 +640,7 @@ fn event_routes_are_declared_for_their_function() {
     for file in event_files() {
         let e: Value = serde_json::from_str(&read_event(&file)).unwrap();
         let route = e["routeKey"].as_str().unwrap_or_default().to_string();
-        let function = file.split('/').next().unwrap();
-        let resource = format!("{}{}Function", function[..1].to_uppercase(), &function[1..]);
+        let resource = template::logical_id(function(file.split('/').next().unwrap()));
         assert!(
             routes.contains(&(resource.clone(), route.clone())),
             "{file}: {resource} declares no route {route:?} in template.yaml"

@@ -17,5 +17,6 @@ mod round_trips;
 mod routes;
 mod session_flow;
 mod sms;
+mod template;
 mod totp;
 mod user;

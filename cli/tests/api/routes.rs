@@ -14,12 +14,12 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
-use serde_yaml_ng::Value;
-use shared::AppState;
+use planx::FUNCTIONS;
 use shared::http::cookies;
 use tower::ServiceExt;
 
 use crate::support::TestApp;
+use crate::template::{Route, logical_id, routes as template_routes, template};
 
 /// The seed's operations (`shared/seed-api.md`): method, `baseUrl` as the seed
 /// writes it, and its `summary`. Twenty in all.
@@ -77,42 +77,12 @@ pub(crate) const EXTRA: [(&str, &str, &str); 5] = [
     ),
 ];
 
-/// The template's functions: logical id, the binary `BuildProperties` names, its router.
-const FUNCTIONS: [(&str, &str); 5] = [
-    ("PingFunction", "ping"),
-    ("SessionFunction", "session"),
-    ("RecoveryFunction", "recovery"),
-    ("UserFunction", "user"),
-    ("OptionsFunction", "options"),
-];
-
-fn router_of(binary: &str) -> Router<AppState> {
-    match binary {
-        "ping" => ping::router(),
-        "session" => session::router(),
-        "recovery" => recovery::router(),
-        "user" => user::router(),
-        "options" => options::router(),
-        other => panic!("no function crate has the binary {other:?}"),
-    }
-}
-
 /// The methods probed on every path. OPTIONS is left to the gateway (CORS
 /// preflight) and HEAD is not routed by it.
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
 /// A value for every path parameter when a route is sent as a request.
 const PARAMETER: &str = "lark";
-
-/// One HttpApi event of the template.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Route {
-    method: String,
-    /// As the gateway writes it: `/user/{key}`.
-    path: String,
-    function: String,
-    event: String,
-}
 
 /// `/user/:key` (the seed's way) as the gateway writes it: `/user/{key}`.
 pub(crate) fn gateway_path(seed_path: &str) -> String {
@@ -138,83 +108,6 @@ fn concrete(path: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("/")
-}
-
-fn text<'a>(value: &'a Value, what: &str) -> &'a str {
-    value
-        .as_str()
-        .unwrap_or_else(|| panic!("{what} should be a string, got {value:?}"))
-}
-
-/// `!Ref Name` (or `{Ref: Name}`) as `Name`.
-fn reference(value: &Value) -> Option<&str> {
-    match value {
-        Value::Tagged(t) if t.tag == "Ref" => t.value.as_str(),
-        Value::Mapping(m) if m.len() == 1 => m.get("Ref").and_then(Value::as_str),
-        _ => None,
-    }
-}
-
-fn template() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
-    let source = std::fs::read_to_string(path).expect("template.yaml is readable");
-    serde_yaml_ng::from_str(&source).expect("template.yaml is YAML (SAM tags included)")
-}
-
-/// Every HttpApi event of every function, checked for the API, the payload
-/// format, and the binary its function is built from.
-fn template_routes(template: &Value) -> Vec<Route> {
-    let resources = template["Resources"]
-        .as_mapping()
-        .expect("the template has Resources");
-    let mut routes = vec![];
-    let mut functions = BTreeSet::new();
-    for (id, resource) in resources {
-        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
-            continue;
-        }
-        let id = text(id, "a logical id");
-        let binary = FUNCTIONS
-            .iter()
-            .find(|(f, _)| *f == id)
-            .unwrap_or_else(|| panic!("{id} is not one of the five functions"))
-            .1;
-        assert_eq!(
-            resource["Metadata"]["BuildProperties"]["Binary"].as_str(),
-            Some(binary),
-            "{id} is built from the binary {binary}"
-        );
-        functions.insert(id.to_string());
-        let events = resource["Properties"]["Events"]
-            .as_mapping()
-            .unwrap_or_else(|| panic!("{id} has Events"));
-        for (event, spec) in events {
-            let event = text(event, "an event name");
-            if spec["Type"].as_str() != Some("HttpApi") {
-                continue;
-            }
-            let props = &spec["Properties"];
-            assert_eq!(
-                reference(&props["ApiId"]),
-                Some("HttpApi"),
-                "{id}.{event} is on the stack's HttpApi"
-            );
-            assert_eq!(
-                props["PayloadFormatVersion"].as_str(),
-                Some("2.0"),
-                "{id}.{event} uses payload format 2.0"
-            );
-            routes.push(Route {
-                method: text(&props["Method"], "Method").to_ascii_uppercase(),
-                path: text(&props["Path"], "Path").to_string(),
-                function: id.to_string(),
-                event: event.to_string(),
-            });
-        }
-    }
-    let expected: BTreeSet<String> = FUNCTIONS.iter().map(|(f, _)| f.to_string()).collect();
-    assert_eq!(functions, expected, "the template has the five functions");
-    routes
 }
 
 /// The route API Gateway picks for a request: a route without parameters that
@@ -249,9 +142,9 @@ impl Services {
         let token = app.state.keys.xsrf_token(&salt);
         let by_function = FUNCTIONS
             .iter()
-            .map(|(id, binary)| {
-                let service = shared::lambda::service(router_of(binary), app.state.clone());
-                (id.to_string(), service)
+            .map(|f| {
+                let service = shared::lambda::service((f.router)(), app.state.clone());
+                (logical_id(f), service)
             })
             .collect();
         Services {
@@ -357,15 +250,15 @@ async fn each_route_is_served_by_its_function_and_no_other() {
     let mut errors = vec![];
     for r in &routes {
         let path = concrete(&r.path);
-        for (function, _) in FUNCTIONS {
+        for function in services.by_function.keys() {
             let (served, answer) = services.serves(function, &r.method, &path).await;
-            if function == r.function && !served {
+            if *function == r.function && !served {
                 errors.push(format!(
                     "{}.{} routes {} {} to {function}, whose router does not serve it ({answer})",
                     r.function, r.event, r.method, path
                 ));
             }
-            if function != r.function && served {
+            if *function != r.function && served {
                 errors.push(format!(
                     "{} {path} is routed to {} but {function}'s router serves it too ({answer})",
                     r.method, r.function
@@ -392,9 +285,9 @@ async fn routers_serve_nothing_the_gateway_does_not_route() {
     for path in &paths {
         for method in METHODS {
             let target = gateway_target(&routes, method, path).map(|r| r.function.as_str());
-            for (function, _) in FUNCTIONS {
+            for function in services.by_function.keys() {
                 let (served, answer) = services.serves(function, method, path).await;
-                match (served, target == Some(function)) {
+                match (served, target == Some(function.as_str())) {
                     (true, false) => errors.push(format!(
                         "{function}'s router serves {method} {path} ({answer}) but the gateway routes it to {target:?}"
                     )),

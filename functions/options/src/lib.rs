@@ -1,15 +1,11 @@
 //! `GET /options?type=`: public settings the console needs before sign-in
 //! (upload target, Lark OAuth), and fresh random credentials.
 
+use axum::Router;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use shared::error::Body as ErrorBody;
-use shared::http::Query;
+use shared::http::{NoStore, Query};
 use shared::{ApiError, ApiResult, AppState, crypto};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
@@ -39,10 +35,9 @@ struct OptionsQuery {
     kind: String,
 }
 
-/// The bodies of `GET /options` (built with `json!` in [`options`]; these types only document them).
+/// The bodies of `GET /options`, one per `type`.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
-#[allow(dead_code)]
 enum Options {
     Upload(UploadOptions),
     Collaboration(CollaborationOptions),
@@ -51,7 +46,6 @@ enum Options {
 
 /// `type=upload`: where and how much the console may upload.
 #[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
 struct UploadOptions {
     #[serde(rename = "type")]
     kind: String,
@@ -62,7 +56,6 @@ struct UploadOptions {
 
 /// `type=collaboration`: the Lark OAuth sign-in URL and its parts.
 #[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
 struct CollaborationOptions {
     url: String,
     redirect: String,
@@ -71,7 +64,6 @@ struct CollaborationOptions {
 
 /// `type=generate-secret`: a fresh random id (8 characters) and key (16).
 #[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
 struct GeneratedSecret {
     #[schema(pattern = "^[A-Za-z0-9]{8}$")]
     id: String,
@@ -95,35 +87,38 @@ fn encode(value: &str) -> String {
 #[utoipa::path(
     get,
     path = "/options",
-    tag = "options",
     summary = "Load Option",
     description = "Public settings the console needs before sign-in, or fresh random credentials.",
     params(OptionsQuery),
     responses(
         (status = 200, description = "The options of that type (`Cache-Control: no-store`).", body = Options),
-        (status = 400, description = "Code: `INVALID_FIELD`.", body = ErrorBody),
+        (status = 400, description = "Code: `INVALID_FIELD`."),
     )
 )]
 async fn options(
     State(state): State<AppState>,
     Query(q): Query<OptionsQuery>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<NoStore<Options>> {
     let c = &state.config;
     let body = match q.kind.trim() {
-        "upload" => json!({ "type": c.upload.kind, "url": c.upload.url, "limit": c.upload.limit }),
-        "collaboration" => json!({
-            "url": format!(
+        "upload" => Options::Upload(UploadOptions {
+            kind: c.upload.kind.clone(),
+            url: c.upload.url.clone(),
+            limit: c.upload.limit,
+        }),
+        "collaboration" => Options::Collaboration(CollaborationOptions {
+            url: format!(
                 "{}?redirect_uri={}&app_id={}",
                 c.lark.auth_url,
                 encode(&c.lark.redirect),
                 encode(&c.lark.app_id)
             ),
-            "redirect": c.lark.redirect,
-            "app_id": c.lark.app_id,
+            redirect: c.lark.redirect.clone(),
+            app_id: c.lark.app_id.clone(),
         }),
-        "generate-secret" => json!({
-            "id": crypto::random_string(ALPHANUMERIC, 8),
-            "key": crypto::random_string(ALPHANUMERIC, 16),
+        "generate-secret" => Options::Secret(GeneratedSecret {
+            id: crypto::random_string(ALPHANUMERIC, 8),
+            key: crypto::random_string(ALPHANUMERIC, 16),
         }),
         _ => {
             return Err(ApiError::field(
@@ -132,7 +127,7 @@ async fn options(
             ));
         }
     };
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)))
+    Ok(NoStore(body))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{AppendHeaders, IntoResponse};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
+use serde::Serialize;
 use shared::clock::rfc3339;
 use shared::config::Mode;
 use shared::http::{Client, cookies};
@@ -21,9 +21,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     Doc::openapi()
 }
 
-/// The body of `GET /` (built with `json!` in [`ping`]; this type only documents it).
-#[derive(ToSchema)]
-#[allow(dead_code)]
+/// The body of `GET /`.
+#[derive(Serialize, ToSchema)]
 struct Ping {
     /// The server's name (`NAME`).
     name: String,
@@ -33,6 +32,7 @@ struct Ping {
     #[schema(format = DateTime)]
     now: String,
     /// The redacted configuration; only outside release mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     values: Option<serde_json::Value>,
 }
@@ -55,7 +55,6 @@ fn valid_salt(salt: &str) -> bool {
 #[utoipa::path(
     get,
     path = "/",
-    tag = "ping",
     summary = "Ping",
     description = "Who answered, and the XSRF cookies: `XSRF-SALT` (HttpOnly) and `XSRF-TOKEN`, \
         whose value every POST, PATCH, PUT and DELETE echoes in the `X-XSRF-TOKEN` header.",
@@ -75,14 +74,12 @@ async fn ping(
         .map_or_else(crypto::new_session_id, str::to_string);
     let token = state.keys.xsrf_token(&salt);
     let config = &state.config;
-    let mut body = json!({
-        "name": config.name,
-        "ip": client.ip,
-        "now": rfc3339(state.now()),
-    });
-    if config.mode != Mode::Release {
-        body["values"] = config.redacted();
-    }
+    let body = Ping {
+        name: config.name.clone(),
+        ip: client.ip,
+        now: rfc3339(state.now()),
+        values: (config.mode != Mode::Release).then(|| config.redacted()),
+    };
     (
         AppendHeaders([
             (

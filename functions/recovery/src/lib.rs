@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use shared::codes::{self, Channel, Issue};
-use shared::error::Body as ErrorBody;
 use shared::http::{Client, Json, Query};
 use shared::model::Purpose;
 use shared::secret::Secret;
@@ -41,17 +40,13 @@ struct EmailQuery {
 #[utoipa::path(
     get,
     path = "/forget_code",
-    tag = "recovery",
     summary = "Reset Password Code",
     description = "Mails a password reset code. 204 whether or not the address has an active account.",
     params(EmailQuery),
     responses(
         (status = 204, description = "Sent, if an active account has that address."),
-        (status = 400, description = "Code: `INVALID_FIELD`.", body = ErrorBody),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap).", body = ErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait"))),
-        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
-        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+        (status = 400, description = "Code: `INVALID_FIELD`."),
+        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap)."),
     )
 )]
 async fn forget_code(
@@ -94,17 +89,12 @@ struct Reset {
 #[utoipa::path(
     post,
     path = "/forget_reset",
-    tag = "recovery",
     summary = "Reset Password",
     description = "Sets a new password with a mailed code and ends every session of the account.",
     request_body = Reset,
     responses(
         (status = 204, description = "The password is changed."),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `WEAK_PASSWORD`, `INVALID_CODE`.", body = ErrorBody),
-        (status = 413, description = "Code: `PAYLOAD_TOO_LARGE`.", body = ErrorBody),
-        (status = 415, description = "Code: `UNSUPPORTED_MEDIA_TYPE`.", body = ErrorBody),
-        (status = 500, description = "Code: `INTERNAL`.", body = ErrorBody),
-        (status = 503, description = "Code: `SERVICE_UNAVAILABLE`.", body = ErrorBody),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `WEAK_PASSWORD`, `INVALID_CODE`."),
     )
 )]
 async fn forget_reset(

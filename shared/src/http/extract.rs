@@ -115,7 +115,7 @@ pub(crate) fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiErro
         let (k, v) = (decode_component(k), decode_component(v));
         map.entry(k).or_insert(serde_json::Value::String(v));
     }
-    let bytes = serde_json::to_vec(&map).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let bytes = serde_json::to_vec(&map).map_err(|e| ApiError::Internal(Box::new(e)))?;
     parse_json(&bytes)
 }
 

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cookies;
 pub mod extract;
+mod no_store;
 
 use std::time::Instant;
 
@@ -16,9 +17,10 @@ use axum::response::{IntoResponse, Response};
 
 pub use auth::Auth;
 pub use extract::{BODY_LIMIT, Json, Query};
+pub use no_store::NoStore;
 
 use crate::crypto::constant_time_eq;
-use crate::error::ApiError;
+use crate::error::{ApiError, Failure};
 use crate::state::AppState;
 
 /// The client's address as the edge saw it, put in request extensions by the
@@ -90,7 +92,9 @@ async fn csrf(State(state): State<AppState>, req: Request, next: Next) -> Respon
 }
 
 /// One log line per request: id, method, route, status, latency. Never bodies,
-/// headers or query strings, which can carry secrets.
+/// headers or query strings, which can carry secrets. A 500 or 503 adds one
+/// error line with its cause (the [`Failure`] its [`ApiError`] left behind):
+/// the one place a failure is logged.
 async fn log_request(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
@@ -103,6 +107,9 @@ async fn log_request(req: Request, next: Next) -> Response {
         |r| r.0.clone(),
     );
     let response = next.run(req).await;
+    if let Some(failure) = response.extensions().get::<Failure>() {
+        tracing::error!(request_id, error = %failure, "request failed");
+    }
     tracing::info!(
         request_id,
         method = %method,
@@ -136,4 +143,74 @@ pub fn app(routers: impl IntoIterator<Item = Router<AppState>>, state: AppState)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::notify::terminal::TerminalNotifier;
+    use crate::store::embedded::EmbeddedStore;
+
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A 500's cause reaches the log once, from the request log with the
+    /// request's id, and never the client.
+    #[test]
+    fn a_failure_is_logged_once_with_its_request() {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let body = tracing::subscriber::with_default(subscriber, || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let config = Config::from_vars(&[]).unwrap();
+                let store = Arc::new(EmbeddedStore::in_memory());
+                let notifier = Arc::new(TerminalNotifier::quiet());
+                let state = AppState::with_system_clock(config, store, notifier).unwrap();
+                let boom = Router::new().route(
+                    "/boom",
+                    get(|| async { ApiError::Internal("disk on fire at /dev/sda".into()) }),
+                );
+                let mut req = Request::builder().uri("/boom").body(Body::empty()).unwrap();
+                req.extensions_mut().insert(RequestId("req-42".into()));
+                let response = app([boom], state).oneshot(req).await.unwrap();
+                assert_eq!(response.status().as_u16(), 500);
+                let bytes = axum::body::to_bytes(response.into_body(), 1024).await;
+                String::from_utf8(bytes.unwrap().to_vec()).unwrap()
+            })
+        });
+        assert!(!body.contains("disk"), "{body}");
+        let log = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(log.matches("disk on fire at /dev/sda").count(), 1, "{log}");
+        let failed = log.lines().find(|l| l.contains("disk on fire")).unwrap();
+        assert!(
+            failed.contains("ERROR") && failed.contains("req-42"),
+            "{failed}"
+        );
+        assert!(log.contains("status=500"), "{log}");
+    }
 }
