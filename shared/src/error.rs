@@ -158,11 +158,23 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        let detail = with_causes(&e);
         match e {
-            StoreError::Unavailable(detail) => ApiError::Unavailable(detail),
-            other => ApiError::Internal(other.to_string()),
+            StoreError::Unavailable(_) => ApiError::Unavailable(detail),
+            _ => ApiError::Internal(detail),
         }
     }
+}
+
+/// An error and the chain of its causes, for the log.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text = format!("{text}: {c}");
+        cause = c.source();
+    }
+    text
 }
 
 impl From<PasswordError> for ApiError {

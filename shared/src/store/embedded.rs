@@ -15,7 +15,10 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{Decision, Redemption, Store, StoreError, StoreResult, Unique, UserChange};
+use super::{
+    Accounts, Cause, Codes, Decision, Limits, Lockouts, Redemption, Sessions, Store, StoreError,
+    StoreResult, Unique, UserChange,
+};
 use crate::clock::Timestamp;
 use crate::crypto::constant_time_eq;
 use crate::model::{
@@ -32,8 +35,8 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+fn unavailable(e: impl Into<Cause>) -> StoreError {
+    StoreError::unavailable(e)
 }
 
 fn user_key(id: &str) -> String {
@@ -114,10 +117,7 @@ where
     };
     serde_json::from_slice(guard.value())
         .map(Some)
-        .map_err(|e| StoreError::Corrupt {
-            key: key.to_string(),
-            detail: e.to_string(),
-        })
+        .map_err(|e| StoreError::corrupt(key, e))
 }
 
 fn keys_with_prefix<Tab>(table: &Tab, prefix: &str) -> StoreResult<Vec<String>>
@@ -260,8 +260,10 @@ impl EmbeddedStore {
     }
 }
 
+impl Store for EmbeddedStore {}
+
 #[async_trait]
-impl Store for EmbeddedStore {
+impl Accounts for EmbeddedStore {
     async fn insert_user(&self, user: &User) -> StoreResult<()> {
         let user = user.clone();
         self.write(move |tx| {
@@ -342,6 +344,25 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn advance_totp(&self, user_id: &str, step: u64) -> StoreResult<bool> {
+        let id = user_id.to_string();
+        self.write(move |tx| {
+            let mut user = tx.user(&id)?;
+            match user.totp.as_mut() {
+                Some(totp) if step > totp.last_step => {
+                    totp.last_step = step;
+                    tx.put(&user_key(&id), &user)?;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Lockouts for EmbeddedStore {
     async fn record_failure(
         &self,
         key: &FailureKey,
@@ -383,7 +404,10 @@ impl Store for EmbeddedStore {
             .map(|f| f.lockout)
             .unwrap_or_default())
     }
+}
 
+#[async_trait]
+impl Sessions for EmbeddedStore {
     async fn begin_session(&self, session: &Session, login: &LoginRecord) -> StoreResult<()> {
         let (session, login) = (session.clone(), login.clone());
         self.write(move |tx| {
@@ -446,7 +470,10 @@ impl Store for EmbeddedStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl Codes for EmbeddedStore {
     async fn put_code(&self, code: &Code) -> StoreResult<()> {
         let code = code.clone();
         self.write(move |tx| tx.put(&code_key(code.purpose, &code.subject), &code))
@@ -487,23 +514,10 @@ impl Store for EmbeddedStore {
         let key = code_key(purpose, subject);
         self.write(move |tx| tx.delete(&key)).await
     }
+}
 
-    async fn advance_totp(&self, user_id: &str, step: u64) -> StoreResult<bool> {
-        let id = user_id.to_string();
-        self.write(move |tx| {
-            let mut user = tx.user(&id)?;
-            match user.totp.as_mut() {
-                Some(totp) if step > totp.last_step => {
-                    totp.last_step = step;
-                    tx.put(&user_key(&id), &user)?;
-                    Ok(true)
-                }
-                _ => Ok(false),
-            }
-        })
-        .await
-    }
-
+#[async_trait]
+impl Limits for EmbeddedStore {
     async fn hit(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<Decision> {
         let (key, rule) = (rate_key(key), *rule);
         self.write(move |tx| {
