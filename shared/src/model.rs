@@ -126,7 +126,9 @@ pub struct Rule {
 }
 
 /// State of one limiter key: a window that starts at its first hit.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// Fields a store has not written yet read as zero.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RateState {
     pub window_start: Timestamp,
     pub count: u32,
@@ -177,8 +179,10 @@ impl RateState {
     }
 }
 
-/// Consecutive failures and the back-off they caused.
+/// Consecutive failures and the back-off they caused. Fields a store has not
+/// written yet read as zero (DynamoDB sets `locked_until` only at the threshold).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Lockout {
     pub failures: u32,
     pub locked_until: Timestamp,

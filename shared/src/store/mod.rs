@@ -3,6 +3,12 @@
 
 pub mod dynamo;
 pub mod embedded;
+mod records;
+
+/// The store's traits, for code that calls a backend by its concrete type.
+pub mod prelude {
+    pub use super::{Accounts, Codes, Limits, Lockouts, Sessions, Store};
+}
 
 use async_trait::async_trait;
 
@@ -14,6 +20,9 @@ use crate::secret::Secret;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// What made the store fail: the database's own error, kept for the log.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A uniqueness guard refused the write.
@@ -22,11 +31,28 @@ pub enum StoreError {
     #[error("no such user")]
     NoSuchUser,
     /// The backing database failed or timed out; nothing was written.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
+    #[error("the store is unavailable")]
+    Unavailable(#[source] Cause),
     /// Stored data could not be read back (a bug or a manual edit).
-    #[error("corrupt record {key}: {detail}")]
-    Corrupt { key: String, detail: String },
+    #[error("corrupt record {key}")]
+    Corrupt {
+        key: String,
+        #[source]
+        source: Cause,
+    },
+}
+
+impl StoreError {
+    pub fn unavailable(cause: impl Into<Cause>) -> Self {
+        StoreError::Unavailable(cause.into())
+    }
+
+    pub fn corrupt(key: impl Into<String>, cause: impl Into<Cause>) -> Self {
+        StoreError::Corrupt {
+            key: key.into(),
+            source: cause.into(),
+        }
+    }
 }
 
 /// The unique attributes of an account.
@@ -101,8 +127,9 @@ pub enum Decision {
     Refused { retry_after: i64 },
 }
 
+/// Accounts with their uniqueness guards, and the TOTP step each one last accepted.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Accounts: Send + Sync {
     /// Adds an account; fails with [`StoreError::Taken`] when its email or phone is in use.
     async fn insert_user(&self, user: &User) -> StoreResult<()>;
     async fn user(&self, id: &str) -> StoreResult<Option<User>>;
@@ -112,7 +139,13 @@ pub trait Store: Send + Sync + 'static {
     async fn users(&self) -> StoreResult<Vec<User>>;
     /// Applies one change, moving email and phone guards in the same transaction.
     async fn update_user(&self, id: &str, change: UserChange, now: Timestamp) -> StoreResult<()>;
+    /// Moves a user's last accepted TOTP step forward; `false` if `step` is not newer.
+    async fn advance_totp(&self, user_id: &str, step: u64) -> StoreResult<bool>;
+}
 
+/// Consecutive login failures: an account's, or an unknown identifier's.
+#[async_trait]
+pub trait Lockouts: Send + Sync {
     /// Counts one more consecutive failure and returns the resulting lockout.
     async fn record_failure(
         &self,
@@ -122,27 +155,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Lockout>;
     /// The lockout of an identifier without an account (accounts carry theirs).
     async fn unknown_lockout(&self, identifier: &str, now: Timestamp) -> StoreResult<Lockout>;
+}
 
-    /// Everything a login needs first, in as few round trips as the backend allows.
-    async fn login_subject(
-        &self,
-        lookup: Lookup<'_>,
-        ip_key: &str,
-        ip_rule: &Rule,
-        now: Timestamp,
-    ) -> StoreResult<LoginSubject> {
-        let user = match lookup {
-            Lookup::Email(e) => self.user_by_email(e).await?,
-            Lookup::Phone(p) => self.user_by_phone(p).await?,
-        };
-        let lockout = match &user {
-            Some(u) => u.lockout(),
-            None => self.unknown_lockout(&lookup.identifier(), now).await?,
-        };
-        let ip = self.peek(ip_key, ip_rule, now).await?;
-        Ok(LoginSubject { user, lockout, ip })
-    }
-
+/// Signed-in devices.
+#[async_trait]
+pub trait Sessions: Send + Sync {
     /// Records a login: stores the session, appends history, counts it, clears failures.
     async fn begin_session(&self, session: &Session, login: &LoginRecord) -> StoreResult<()>;
     /// A live session (expired ones read as `None`).
@@ -163,7 +180,11 @@ pub trait Store: Send + Sync + 'static {
     async fn end_session(&self, user_id: &str, id: &str) -> StoreResult<()>;
     /// Ends every session of a user but `keep`; returns how many ended.
     async fn end_sessions(&self, user_id: &str, keep: Option<&str>) -> StoreResult<usize>;
+}
 
+/// Pending one-time codes.
+#[async_trait]
+pub trait Codes: Send + Sync {
     /// Stores a code, replacing any pending one for the same purpose and subject.
     async fn put_code(&self, code: &Code) -> StoreResult<()>;
     /// Spends the code if `digest` matches, atomically: of concurrent redemptions
@@ -178,14 +199,40 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Redemption>;
     /// Withdraws a code whose message could not be sent.
     async fn drop_code(&self, purpose: Purpose, subject: &str) -> StoreResult<()>;
+}
 
-    /// Moves a user's last accepted TOTP step forward; `false` if `step` is not newer.
-    async fn advance_totp(&self, user_id: &str, step: u64) -> StoreResult<bool>;
-
+/// Rate limiters: a window of hits per key.
+#[async_trait]
+pub trait Limits: Send + Sync {
     /// Counts a hit on a limiter key if the rule allows it.
     async fn hit(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<Decision>;
     /// Whether a hit would be allowed, without counting one.
     async fn peek(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<Decision>;
     /// Takes back the last hit (its message was never sent), so a retry is not blocked.
     async fn unhit(&self, key: &str, now: Timestamp) -> StoreResult<()>;
+}
+
+/// The whole store, as the handlers hold it (`Arc<dyn Store>`): one trait per
+/// aggregate, and the one read that spans them.
+#[async_trait]
+pub trait Store: Accounts + Lockouts + Sessions + Codes + Limits + 'static {
+    /// Everything a login needs first, in as few round trips as the backend allows.
+    async fn login_subject(
+        &self,
+        lookup: Lookup<'_>,
+        ip_key: &str,
+        ip_rule: &Rule,
+        now: Timestamp,
+    ) -> StoreResult<LoginSubject> {
+        let user = match lookup {
+            Lookup::Email(e) => self.user_by_email(e).await?,
+            Lookup::Phone(p) => self.user_by_phone(p).await?,
+        };
+        let lockout = match &user {
+            Some(u) => u.lockout(),
+            None => self.unknown_lockout(&lookup.identifier(), now).await?,
+        };
+        let ip = self.peek(ip_key, ip_rule, now).await?;
+        Ok(LoginSubject { user, lockout, ip })
+    }
 }

@@ -1,0 +1,216 @@
+//! Accounts: the profile item, its email and phone guards, the TOTP step.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, Update};
+
+use super::items::{
+    Guard, Item, email_key, from_item, n, phone_key, s, to_item, to_value, user_key,
+};
+use super::{ConditionalResult, DynamoStore, Write, failed};
+use crate::clock::Timestamp;
+use crate::model::User;
+use crate::store::{Accounts, StoreError, StoreResult, Unique, UserChange};
+
+impl DynamoStore {
+    async fn user_via_guard(&self, guard: Item) -> StoreResult<Option<User>> {
+        match self.get::<Guard>(guard).await? {
+            Some(g) => self.user(&g.user_id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Sets one attribute of the user, which must exist.
+    async fn update_profile(
+        &self,
+        id: &str,
+        attr: &str,
+        value: AttributeValue,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let updated = self
+            .send(|t| {
+                t.update(user_key(id))
+                    .update_expression("SET #a = :v, updated_at = :now")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_names("#a", attr)
+                    .expression_attribute_values(":v", value)
+                    .expression_attribute_values(":now", n(now))
+                    .send()
+            })
+            .await
+            .conditional()?;
+        updated.map(|_| ()).map_err(|_| StoreError::NoSuchUser)
+    }
+
+    /// Moves a uniqueness guard with the attribute it guards, in one transaction
+    /// conditioned on the user still holding `old` (another change raced us otherwise).
+    async fn move_guard(
+        &self,
+        user: &User,
+        what: Unique,
+        old: Option<String>,
+        new: Option<String>,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let (attr, guard_key): (&str, fn(&str) -> Item) = match what {
+            Unique::Email => ("email", email_key),
+            Unique::Phone => ("phone", phone_key),
+        };
+        let same_guard = match (&old, &new) {
+            (Some(o), Some(n)) => guard_key(o) == guard_key(n),
+            _ => false,
+        };
+        let update = Update::builder()
+            .set_key(Some(user_key(&user.id)))
+            .update_expression("SET #a = :new, updated_at = :now")
+            .expression_attribute_names("#a", attr)
+            .expression_attribute_values(":new", new.clone().map_or(AttributeValue::Null(true), s))
+            .expression_attribute_values(":now", n(now));
+        let update = match &old {
+            Some(o) => update
+                .condition_expression("#a = :old")
+                .expression_attribute_values(":old", s(o.clone())),
+            None => update
+                .condition_expression(
+                    "attribute_exists(pk) AND (attribute_not_exists(#a) OR attribute_type(#a, :null))",
+                )
+                .expression_attribute_values(":null", s("NULL")),
+        };
+        let mut writes = vec![Write::Update(update)];
+        let mut new_guard_at = None;
+        if !same_guard {
+            if let Some(n) = &new {
+                new_guard_at = Some(writes.len());
+                let guard = Guard {
+                    user_id: user.id.clone(),
+                };
+                writes.push(Write::Put(
+                    Put::builder()
+                        .set_item(Some(to_item(guard_key(n), &guard)?))
+                        .condition_expression("attribute_not_exists(pk) OR user_id = :me")
+                        .expression_attribute_values(":me", s(user.id.clone())),
+                ));
+            }
+            if let Some(o) = &old {
+                writes.push(Write::Delete(Delete::builder().set_key(Some(guard_key(o)))));
+            }
+        }
+        match self.transact(writes).await? {
+            Ok(()) => Ok(()),
+            Err(c) if new_guard_at.is_some_and(|at| failed(&c, at)) => Err(StoreError::Taken(what)),
+            Err(c) if failed(&c, 0) => Err(StoreError::unavailable(
+                "the account changed meanwhile; try again",
+            )),
+            Err(c) => Err(StoreError::unavailable(c)),
+        }
+    }
+}
+
+#[async_trait]
+impl Accounts for DynamoStore {
+    async fn insert_user(&self, user: &User) -> StoreResult<()> {
+        let new = |item: Item| {
+            Write::Put(
+                Put::builder()
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(pk)"),
+            )
+        };
+        let guard = || Guard {
+            user_id: user.id.clone(),
+        };
+        let mut writes = vec![
+            new(to_item(user_key(&user.id), user)?),
+            new(to_item(email_key(&user.email), &guard())?),
+        ];
+        if let Some(phone) = &user.phone {
+            writes.push(new(to_item(phone_key(phone), &guard())?));
+        }
+        match self.transact(writes).await? {
+            Ok(()) => Ok(()),
+            Err(c) if failed(&c, 1) => Err(StoreError::Taken(Unique::Email)),
+            Err(c) if failed(&c, 2) => Err(StoreError::Taken(Unique::Phone)),
+            Err(c) => Err(StoreError::unavailable(c)),
+        }
+    }
+
+    async fn user(&self, id: &str) -> StoreResult<Option<User>> {
+        self.get(user_key(id)).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        self.user_via_guard(email_key(email)).await
+    }
+
+    async fn user_by_phone(&self, phone: &str) -> StoreResult<Option<User>> {
+        self.user_via_guard(phone_key(phone)).await
+    }
+
+    async fn users(&self) -> StoreResult<Vec<User>> {
+        let mut users = vec![];
+        let mut start = None;
+        loop {
+            let out = self
+                .send(|t| {
+                    t.client
+                        .scan()
+                        .table_name(t.name)
+                        .filter_expression("sk = :p")
+                        .expression_attribute_values(":p", s("PROFILE"))
+                        .set_exclusive_start_key(start)
+                        .send()
+                })
+                .await?;
+            for item in out.items.unwrap_or_default() {
+                users.push(from_item(item)?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(users);
+            }
+        }
+    }
+
+    async fn update_user(&self, id: &str, change: UserChange, now: Timestamp) -> StoreResult<()> {
+        let (attr, value) = match change {
+            UserChange::Email(email) => {
+                let user = self.user(id).await?.ok_or(StoreError::NoSuchUser)?;
+                let old = Some(user.email.clone());
+                return self
+                    .move_guard(&user, Unique::Email, old, Some(email), now)
+                    .await;
+            }
+            UserChange::Phone(phone) => {
+                let user = self.user(id).await?.ok_or(StoreError::NoSuchUser)?;
+                let old = user.phone.clone();
+                if old == phone {
+                    return Ok(());
+                }
+                return self.move_guard(&user, Unique::Phone, old, phone, now).await;
+            }
+            UserChange::Name(v) => ("name", s(v)),
+            UserChange::Avatar(v) => ("avatar", s(v)),
+            UserChange::Password(v) => ("password", s(v.expose().clone())),
+            UserChange::Active(v) => ("active", AttributeValue::Bool(v)),
+            UserChange::Totp(v) => ("totp", to_value(&v)?),
+            UserChange::Lark(v) => ("lark", to_value(&v)?),
+        };
+        self.update_profile(id, attr, value, now).await
+    }
+
+    async fn advance_totp(&self, user_id: &str, step: u64) -> StoreResult<bool> {
+        let advanced = self
+            .send(|t| {
+                t.update(user_key(user_id))
+                    .update_expression("SET totp.last_step = :s")
+                    .condition_expression(
+                        "attribute_exists(totp.last_step) AND totp.last_step < :s",
+                    )
+                    .expression_attribute_values(":s", n(step))
+                    .send()
+            })
+            .await
+            .conditional()?;
+        Ok(advanced.is_ok())
+    }
+}

@@ -1,0 +1,111 @@
+//! Accounts: `user/<id>`, with `email/` and `phone/` guards holding its id.
+
+use async_trait::async_trait;
+
+use super::EmbeddedStore;
+use super::items::{email_key, phone_key, user_key};
+use crate::clock::Timestamp;
+use crate::model::User;
+use crate::store::{Accounts, StoreError, StoreResult, Unique, UserChange};
+
+#[async_trait]
+impl Accounts for EmbeddedStore {
+    async fn insert_user(&self, user: &User) -> StoreResult<()> {
+        let user = user.clone();
+        self.write(move |tx| {
+            let email = email_key(&user.email);
+            if tx.get::<String>(&email)?.is_some() {
+                return Err(StoreError::Taken(Unique::Email));
+            }
+            if let Some(phone) = &user.phone {
+                if tx.get::<String>(&phone_key(phone))?.is_some() {
+                    return Err(StoreError::Taken(Unique::Phone));
+                }
+                tx.put(&phone_key(phone), &user.id)?;
+            }
+            tx.put(&email, &user.id)?;
+            tx.put(&user_key(&user.id), &user)
+        })
+        .await
+    }
+
+    async fn user(&self, id: &str) -> StoreResult<Option<User>> {
+        self.read(&user_key(id))
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        self.user_via_guard(&email_key(email))
+    }
+
+    async fn user_by_phone(&self, phone: &str) -> StoreResult<Option<User>> {
+        self.user_via_guard(&phone_key(phone))
+    }
+
+    async fn users(&self) -> StoreResult<Vec<User>> {
+        self.read_prefix("user/")
+    }
+
+    async fn update_user(&self, id: &str, change: UserChange, now: Timestamp) -> StoreResult<()> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            let mut user = tx.user(&id)?;
+            match change {
+                UserChange::Email(email) => {
+                    let (old, new) = (email_key(&user.email), email_key(&email));
+                    if old != new {
+                        tx.check_guard(&new, &id, Unique::Email)?;
+                        tx.delete(&old)?;
+                        tx.put(&new, &id)?;
+                    }
+                    user.email = email;
+                }
+                UserChange::Phone(phone) => {
+                    if let Some(p) = &phone {
+                        tx.check_guard(&phone_key(p), &id, Unique::Phone)?;
+                    }
+                    if let Some(old) = &user.phone {
+                        tx.delete(&phone_key(old))?;
+                    }
+                    if let Some(p) = &phone {
+                        tx.put(&phone_key(p), &id)?;
+                    }
+                    user.phone = phone;
+                }
+                UserChange::Name(name) => user.name = name,
+                UserChange::Avatar(avatar) => user.avatar = avatar,
+                UserChange::Password(hash) => user.password = hash,
+                UserChange::Totp(totp) => user.totp = totp,
+                UserChange::Lark(lark) => user.lark = lark,
+                UserChange::Active(active) => user.active = active,
+            }
+            user.updated_at = now;
+            tx.put(&user_key(&id), &user)
+        })
+        .await
+    }
+
+    async fn advance_totp(&self, user_id: &str, step: u64) -> StoreResult<bool> {
+        let id = user_id.to_string();
+        self.write(move |tx| {
+            let mut user = tx.user(&id)?;
+            match user.totp.as_mut() {
+                Some(totp) if step > totp.last_step => {
+                    totp.last_step = step;
+                    tx.put(&user_key(&id), &user)?;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        })
+        .await
+    }
+}
+
+impl EmbeddedStore {
+    fn user_via_guard(&self, guard: &str) -> StoreResult<Option<User>> {
+        match self.read::<String>(guard)? {
+            Some(id) => self.read(&user_key(&id)),
+            None => Ok(None),
+        }
+    }
+}

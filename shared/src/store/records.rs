@@ -1,0 +1,71 @@
+//! Records both backends keep alike: limiter windows and the failures of
+//! identifiers that have no account, each with the time it stops mattering.
+
+use serde::{Deserialize, Serialize};
+
+use super::Decision;
+use crate::clock::Timestamp;
+use crate::model::{Code, Lockout, RateState, Rule, Session};
+
+/// How long failures of an identifier without an account are remembered.
+pub(super) const UNKNOWN_FAILURE_MEMORY: i64 = 86_400;
+
+/// A record with the time after which it reads as absent. Flat, so that
+/// DynamoDB's TTL and conditional updates see `expires_at` beside the fields.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Expiring<T> {
+    #[serde(flatten)]
+    pub record: T,
+    pub expires_at: Timestamp,
+}
+
+/// A limiter key's window.
+pub(super) type RateRecord = Expiring<RateState>;
+/// The failures of an identifier that has no account.
+pub(super) type FailureRecord = Expiring<Lockout>;
+
+impl<T: Default> Expiring<T> {
+    /// The record if it is still live, else a fresh one.
+    pub fn current(item: Option<Self>, now: Timestamp) -> T {
+        live(item, now).map(|e| e.record).unwrap_or_default()
+    }
+}
+
+/// Records that carry `expires_at`.
+pub(super) trait Expires {
+    fn expires_at(&self) -> Timestamp;
+}
+
+impl<T> Expires for Expiring<T> {
+    fn expires_at(&self) -> Timestamp {
+        self.expires_at
+    }
+}
+
+impl Expires for Session {
+    fn expires_at(&self) -> Timestamp {
+        self.expires_at
+    }
+}
+
+impl Expires for Code {
+    fn expires_at(&self) -> Timestamp {
+        self.expires_at
+    }
+}
+
+/// `item` unless its time has passed: expired items are only dropped later
+/// (DynamoDB's TTL is lazy, the embedded store prunes), so every read checks.
+pub(super) fn live<T: Expires>(item: Option<T>, now: Timestamp) -> Option<T> {
+    item.filter(|i| i.expires_at() > now)
+}
+
+impl Decision {
+    /// Whether `state` lets a hit through at `now`.
+    pub(super) fn of(state: &RateState, rule: &Rule, now: Timestamp) -> Self {
+        match state.check(rule, now) {
+            Ok(()) => Decision::Allowed,
+            Err(retry_after) => Decision::Refused { retry_after },
+        }
+    }
+}
