@@ -241,7 +241,7 @@ mod tests {
         let failure = r.extensions().get::<Failure>().expect("the cause is kept");
         assert_eq!(
             failure.to_string(),
-            "store unavailable: connection refused at 10.0.0.1"
+            "the store is unavailable: connection refused at 10.0.0.1"
         );
         let body = axum::body::to_bytes(r.into_body(), 1024).await.unwrap();
         let body = String::from_utf8(body.to_vec()).unwrap();
