@@ -119,6 +119,18 @@ async fn ping_sets_the_xsrf_cookies() {
     assert_eq!(app.cookie("XSRF-TOKEN"), Some(value(&token)));
 }
 
+/// A console on another site cannot read the cookie: the same token comes in
+/// a header (exposed through CORS), and the answer is never cached.
+#[tokio::test]
+async fn ping_returns_the_token_in_a_header_too() {
+    let app = TestApp::spawn().await;
+    let r = app.ping().await;
+    let token = value(&r.set_cookie("XSRF-TOKEN").expect("XSRF-TOKEN is set"));
+    let header = r.headers.get("x-xsrf-token").expect("X-XSRF-TOKEN is sent");
+    assert_eq!(header.to_str().unwrap(), token);
+    assert_eq!(r.headers["cache-control"], "no-store");
+}
+
 #[tokio::test]
 async fn a_second_ping_keeps_the_salt() {
     let app = TestApp::spawn().await;

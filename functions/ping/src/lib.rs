@@ -1,8 +1,9 @@
 //! `GET /`: who answered, the caller's IP, the time, the redacted configuration
-//! outside release mode; and the XSRF cookies every later write must echo.
+//! outside release mode; and the XSRF cookies every later write must echo,
+//! with the token also in a header for consoles that cannot read the cookie.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{AppendHeaders, IntoResponse};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -40,6 +41,11 @@ struct Ping {
 /// How long the XSRF cookies last: a week, refreshed by every ping.
 const XSRF_MAX_AGE: i64 = 7 * 86_400;
 
+/// The response header with the XSRF token (the request header's name). A
+/// console on another site cannot read the `XSRF-TOKEN` cookie, which belongs
+/// to the API's site; CORS exposes this header to the allowed origins only.
+const XSRF_HEADER: &str = "x-xsrf-token";
+
 pub fn router() -> Router<AppState> {
     Router::new().route("/", get(ping))
 }
@@ -57,10 +63,16 @@ fn valid_salt(salt: &str) -> bool {
     path = "/",
     summary = "Ping",
     description = "Who answered, and the XSRF cookies: `XSRF-SALT` (HttpOnly) and `XSRF-TOKEN`, \
-        whose value every POST, PATCH, PUT and DELETE echoes in the `X-XSRF-TOKEN` header.",
+        whose value every POST, PATCH, PUT and DELETE echoes in the `X-XSRF-TOKEN` header. \
+        The same value is in the `X-XSRF-TOKEN` response header (exposed through CORS), \
+        for a console on another site, which cannot read the cookie.",
     responses(
         (status = 200, description = "Sets the `XSRF-SALT` and `XSRF-TOKEN` cookies.", body = Ping,
-            headers(("Set-Cookie" = String, description = "`XSRF-SALT` (HttpOnly) and `XSRF-TOKEN`"))),
+            headers(
+                ("Set-Cookie" = String, description = "`XSRF-SALT` (HttpOnly) and `XSRF-TOKEN`"),
+                ("X-XSRF-TOKEN" = String, description = "The value of `XSRF-TOKEN`"),
+                ("Cache-Control" = String, description = "`no-store`: the token is per browser"),
+            )),
     )
 )]
 async fn ping(
@@ -82,6 +94,11 @@ async fn ping(
     };
     (
         AppendHeaders([
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (
+                HeaderName::from_static(XSRF_HEADER),
+                HeaderValue::from_str(&token).unwrap_or_else(|_| HeaderValue::from_static("")),
+            ),
             (
                 header::SET_COOKIE,
                 cookies::set(config, cookies::XSRF_SALT, &salt, XSRF_MAX_AGE, true),
