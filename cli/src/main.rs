@@ -1,5 +1,6 @@
 //! `planx`: run the API locally (`planx serve`, what `cargo run` runs) and manage accounts.
 
+mod cors;
 mod serve;
 mod users;
 

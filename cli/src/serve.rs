@@ -1,7 +1,14 @@
 //! `planx serve`: every function's router on one local port, on the embedded store.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use axum::Router;
+use axum::http::HeaderValue;
+use axum::response::Redirect;
+use axum::routing::get;
+use tower_http::services::ServeDir;
 
 use shared::AppState;
 use shared::accounts::{self, AccountError, NewUser};
@@ -27,6 +34,20 @@ pub struct ServeArgs {
     /// Create this account at start if its email is free (repeatable).
     #[arg(long = "user", value_name = "EMAIL:PASSWORD")]
     users: Vec<String>,
+    /// Let a web console on ORIGIN (`https://console.example.com`) call the API
+    /// with credentials, answering CORS as the gateway does for `ConsoleOrigins`.
+    /// Repeatable; the variable takes a comma-separated list. Off by default.
+    #[arg(
+        long = "cors-origin",
+        env = "PLANX_CORS_ORIGINS",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    cors_origins: Vec<String>,
+    /// Serve the reference console (the web/ folder) at /console/, on the
+    /// API's own origin.
+    #[arg(long, env = "PLANX_CONSOLE", value_name = "DIR")]
+    console: Option<PathBuf>,
 }
 
 impl Default for ServeArgs {
@@ -36,6 +57,8 @@ impl Default for ServeArgs {
             port: 3000,
             memory: false,
             users: vec![],
+            cors_origins: vec![],
+            console: None,
         }
     }
 }
@@ -54,8 +77,50 @@ fn init_logs() {
     let _ = tracing_subscriber::registry().with(lines).try_init();
 }
 
+/// The API, with the console's files under `/console/` and CORS when asked.
+/// The console is added after the API's layers: static GETs need no CSRF check.
+fn app(state: AppState, origins: Vec<HeaderValue>, console: Option<&Path>) -> Router {
+    let mut app = planx::app(state);
+    if let Some(dir) = console {
+        app = app
+            .route(
+                "/console",
+                get(|| async { Redirect::permanent("/console/") }),
+            )
+            .nest_service("/console/", ServeDir::new(dir));
+    }
+    if !origins.is_empty() {
+        app = app.layer(crate::cors::layer(origins));
+    }
+    app
+}
+
+/// [`app`] on an in-memory store, for the CORS tests.
+#[cfg(test)]
+pub fn test_app(origins: Vec<HeaderValue>, console: Option<&Path>) -> Router {
+    let config =
+        Config::from_vars(&[("MODE", "debug")]).expect("the default configuration is valid");
+    let store = Arc::new(EmbeddedStore::in_memory());
+    let notifier = Arc::new(TerminalNotifier::quiet());
+    let state = AppState::with_system_clock(config, store, notifier).expect("state");
+    app(state, origins, console)
+}
+
 pub async fn run(args: ServeArgs, store_args: &StoreArgs) -> Result<(), String> {
     init_logs();
+    let origins = args
+        .cors_origins
+        .iter()
+        .map(|o| crate::cors::origin(o))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(dir) = &args.console
+        && !dir.join("index.html").is_file()
+    {
+        return Err(format!(
+            "--console {}: no index.html there (the console is the repository's web/ folder)",
+            dir.display()
+        ));
+    }
     let config = Config::from_env().map_err(|e| e.to_string())?;
     // One SDK configuration for the table and the messages, loaded on first use.
     let sdk = shared::aws::Sdk::from_env();
@@ -94,13 +159,29 @@ pub async fn run(args: ServeArgs, store_args: &StoreArgs) -> Result<(), String> 
     if !store_args.aws {
         eprintln!("codes sent by SMS or mail are printed here as [outbox] lines");
     }
+    if let Some(dir) = &args.console {
+        eprintln!("the console ({}) is on {base}/console/", dir.display());
+        if dir.join("package.json").is_file() && !dir.join("node_modules").is_dir() {
+            eprintln!(
+                "  its QR code library is missing: run `npm ci` in {}",
+                dir.display()
+            );
+        }
+    }
+    for origin in &origins {
+        eprintln!(
+            "CORS: a console on {} may call the API with credentials",
+            origin.to_str().unwrap_or_default()
+        );
+    }
     eprintln!("sign in (see the README's walk-through):");
     eprintln!("  curl -s -c jar -b jar {base}/ >/dev/null");
     eprintln!(
         "  curl -i -c jar -b jar -H \"X-XSRF-TOKEN: $(awk '$6==\"XSRF-TOKEN\"{{print $7}}' jar)\" -H 'Content-Type: application/json' -d '{{\"email\":\"EMAIL\",\"password\":\"PASSWORD\"}}' {base}/login"
     );
 
-    let app = planx::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = app(state, origins, args.console.as_deref())
+        .into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
