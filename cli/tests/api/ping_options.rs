@@ -193,6 +193,11 @@ async fn cookie_samesite_is_configurable() {
             assert!(attrs.iter().any(|a| a == shown), "{cookie} lacks {shown}");
             assert!(!attrs.iter().any(|a| a == "SameSite=Lax"), "{cookie}");
             assert!(attrs.iter().any(|a| a == "Secure"), "{cookie}");
+            assert_eq!(
+                attrs.iter().any(|a| a == "Partitioned"),
+                setting == "none",
+                "only cross-site cookies are partitioned: {cookie}"
+            );
         }
         assert_eq!(
             r.body["values"]["cookie"]["same_site"],

@@ -2,7 +2,7 @@
 
 use axum::http::{HeaderMap, HeaderValue, header};
 
-use crate::config::Config;
+use crate::config::{Config, SameSite};
 
 pub const TOKEN: &str = "TOKEN";
 pub const XSRF_SALT: &str = "XSRF-SALT";
@@ -22,6 +22,12 @@ pub fn get<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 
 /// A `Set-Cookie` value. `max_age` 0 deletes the cookie. Values are
 /// base64url or JWTs, which need no quoting.
+///
+/// `SameSite=None` (a console on another site) also makes the cookie
+/// `Partitioned` (CHIPS): browsers that block third-party cookies, Chromium's
+/// default profile and incognito among them, still keep it, in a jar of its
+/// own for the console's site. Deleting it needs the same attribute, so it is
+/// set whatever `max_age` is.
 pub fn set(config: &Config, name: &str, value: &str, max_age: i64, http_only: bool) -> HeaderValue {
     let mut cookie = format!(
         "{name}={value}; Path=/; Max-Age={max_age}; SameSite={}",
@@ -36,6 +42,9 @@ pub fn set(config: &Config, name: &str, value: &str, max_age: i64, http_only: bo
     }
     if config.cookie_secure {
         cookie.push_str("; Secure");
+    }
+    if config.cookie_same_site == SameSite::None {
+        cookie.push_str("; Partitioned");
     }
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
@@ -64,6 +73,15 @@ mod tests {
         assert_eq!(
             v,
             "TOKEN=x; Path=/; Max-Age=60; SameSite=Strict; HttpOnly; Secure"
+        );
+    }
+
+    #[test]
+    fn cross_site_cookies_are_partitioned() {
+        let c = Config::from_vars(&[("COOKIE_SAMESITE", "none")]).unwrap();
+        assert_eq!(
+            set(&c, "TOKEN", "", 0, true),
+            "TOKEN=; Path=/; Max-Age=0; SameSite=None; HttpOnly; Secure; Partitioned"
         );
     }
 }
