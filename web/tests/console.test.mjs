@@ -1,0 +1,434 @@
+// The reference console in Chromium against `planx serve`, in the three
+// layouts a deployment can have (README, "Use it from a web console"):
+//   same origin    the console served by `planx serve --console`, http://localhost
+//   sibling hosts  console.example.test and api.example.test, COOKIE_DOMAIN=example.test
+//   another site   console.other.test and api.example.test, COOKIE_SAMESITE=none
+// The sibling and cross-site layouts run over HTTPS (a certificate made now,
+// a reverse proxy in front of planx serve) with CORS from --cors-origin.
+// The tests of one layout are one account's story and run in order.
+
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+
+import qrcode from "qrcode-generator";
+
+import { currentStep, launch, makeCertificate, startPlanx, startProxy, totp, withSteps } from "./harness.mjs";
+
+const EMAIL = "ada@example.test";
+const PHONE = "+14155550123";
+const HOSTS = ["*.example.test", "*.other.test"];
+
+const LAYOUTS = [
+  { name: "same origin", env: {}, xsrfFrom: "cookie", sameSite: "Lax" },
+  {
+    name: "sibling hosts",
+    consoleHost: "console.example.test",
+    apiHost: "api.example.test",
+    env: { COOKIE_DOMAIN: "example.test" },
+    xsrfFrom: "cookie",
+    sameSite: "Lax",
+  },
+  {
+    name: "another site",
+    consoleHost: "console.other.test",
+    apiHost: "api.example.test",
+    env: { COOKIE_SAMESITE: "none" },
+    // The page cannot read a cookie of the API's site: the token comes from
+    // the X-XSRF-TOKEN header of GET /.
+    xsrfFrom: "header",
+    sameSite: "None",
+  },
+];
+
+/**
+ * The Domain attribute each cookie has today, as Chromium reports it: every
+ * cookie gets COOKIE_DOMAIN. The design wants it on XSRF-TOKEN only (TOKEN and
+ * XSRF-SALT host-only); when that lands, return `apiHost` for those two here.
+ */
+function expectedDomain(layout, apiHost, _cookie) {
+  return layout.env.COOKIE_DOMAIN ? `.${layout.env.COOKIE_DOMAIN}` : apiHost;
+}
+
+let tls;
+const certificate = () => (tls ??= makeCertificate(HOSTS));
+
+for (const layout of LAYOUTS) {
+  describe(`console, ${layout.name}`, () => {
+    let planx, proxy, browser, context, page;
+    let apiBase, apiHost, consoleUrl;
+    let password = "correct horse battery staple";
+
+    before(async () => {
+      const user = { email: EMAIL, password };
+      if (layout.consoleHost) {
+        proxy = await startProxy(certificate(), () => planx.port);
+        apiHost = layout.apiHost;
+        apiBase = `https://${apiHost}:${proxy.port}`;
+        const origin = `https://${layout.consoleHost}:${proxy.port}`;
+        planx = await startPlanx({ env: layout.env, corsOrigins: [origin], user });
+        consoleUrl = `${origin}/console/?api=${encodeURIComponent(apiBase)}`;
+      } else {
+        planx = await startPlanx({ env: layout.env, user });
+        apiHost = "localhost";
+        apiBase = `http://localhost:${planx.port}`;
+        consoleUrl = `${apiBase}/console/`;
+      }
+      browser = await launch({ hosts: HOSTS });
+      context = browser.context;
+      context.setDefaultTimeout(10_000);
+      page = await context.newPage();
+    });
+
+    after(async () => {
+      await browser?.close();
+      proxy?.stop();
+      planx?.stop();
+    });
+
+    // One account's story: after a failed step the rest of the layout is skipped.
+    let failed = null;
+    const test = (name, body) =>
+      it(name, async (t) => {
+        if (failed) return t.skip(`"${failed}" failed`);
+        try {
+          await withSteps(context, layout.name, name, (step) => body(step, t));
+        } catch (error) {
+          failed = name;
+          throw error;
+        }
+      });
+
+    // -------------------------------------------------------------- helpers
+
+    const url = (extra = "") => consoleUrl + (extra && (consoleUrl.includes("?") ? "&" : "?") + extra);
+
+    async function open(target = page, extra = "") {
+      await target.goto(url(extra));
+      await target.locator("#view form, #profile").first().waitFor();
+    }
+
+    async function atSignIn(target = page) {
+      await target.waitForURL(/#\/signin/);
+      await target.locator("#login-password").waitFor();
+    }
+
+    async function atAccount(target = page) {
+      await target.waitForURL(/#\/account/);
+      await target.locator("#profile").waitFor();
+    }
+
+    const fact = (name, target = page) => target.locator(`#profile dd[data-field="${name}"]`).textContent();
+
+    /** Submits `form` and returns the API's answer to `method path`. */
+    async function submit(formSelector, method, path, target = page) {
+      const [response] = await Promise.all([
+        target.waitForResponse((r) => r.request().method() === method && new URL(r.url()).pathname === path),
+        target.click(`${formSelector} button[type=submit]`),
+      ]);
+      return response;
+    }
+
+    /** The error the form shows is the API's `message` for that answer. */
+    async function showsApiMessage(formSelector, response, target = page) {
+      assert.ok(response.status() >= 400, `expected a refusal, got ${response.status()}`);
+      const { message } = await response.json();
+      assert.ok(message, "the API explains");
+      const slot = target.locator(`${formSelector} .error`);
+      await slot.waitFor();
+      assert.match(await slot.textContent(), new RegExp(`^${message.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`));
+    }
+
+    async function signInWithPassword(secret, target = page) {
+      await target.goto(url() + "#/signin");
+      await atSignIn(target);
+      await target.fill("#login-password input[name=email]", EMAIL);
+      await target.fill("#login-password input[name=password]", secret);
+      await target.click("#login-password button[type=submit]");
+      await atAccount(target);
+    }
+
+    async function signOut(target = page) {
+      await target.click("#logout");
+      await atSignIn(target);
+      assert.equal(await target.locator("#notice").textContent(), "You are signed out.");
+    }
+
+    /** What the API says to this page's cookies. */
+    const verify = (target = page) =>
+      target.evaluate(async (api) => (await fetch(`${api}/verify`, { credentials: "include" })).status, apiBase);
+
+    const tokenCookie = async () => (await context.cookies(apiBase)).find((c) => c.name === "TOKEN")?.value;
+
+    // -------------------------------------------------------------- flows
+
+    test("the console pings for its CSRF token and can echo it", async (step) => {
+      await step("open", () => open());
+      await atSignIn();
+      const source = await page.evaluate(() => {
+        const api = window.planxConsole.api;
+        return api.xsrfToken() && api.xsrfSource;
+      });
+      assert.equal(source, layout.xsrfFrom);
+      const readable = await page.evaluate(() => document.cookie.includes("XSRF-TOKEN="));
+      assert.equal(readable, layout.xsrfFrom === "cookie", "whether the page can read the XSRF-TOKEN cookie");
+    });
+
+    test("a wrong password shows the API's message; the right one signs in with the design's cookies", async (step) => {
+      await page.goto(url() + "#/signin");
+      await atSignIn();
+      await page.fill("#login-password input[name=email]", EMAIL);
+      await page.fill("#login-password input[name=password]", "not the password at all");
+      const refused = await step("wrong password", () => submit("#login-password", "POST", "/login"));
+      assert.equal(refused.status(), 400);
+      await showsApiMessage("#login-password", refused);
+
+      await page.fill("#login-password input[name=password]", password);
+      const accepted = await step("right password", () => submit("#login-password", "POST", "/login"));
+      assert.equal(accepted.status(), 204);
+      await atAccount();
+      assert.equal(await fact("Email"), EMAIL);
+
+      const cookies = Object.fromEntries((await context.cookies()).map((c) => [c.name, c]));
+      for (const name of ["TOKEN", "XSRF-SALT", "XSRF-TOKEN"]) {
+        const c = cookies[name];
+        assert.ok(c, `${name} is set`);
+        assert.equal(c.secure, true, `${name} is Secure`);
+        assert.equal(c.sameSite, layout.sameSite, `${name} SameSite`);
+        assert.equal(c.domain, expectedDomain(layout, apiHost, name), `${name} Domain`);
+        assert.equal(c.path, "/");
+        // Cross-site cookies are Partitioned (CHIPS), keyed by the console's site.
+        assert.equal(Boolean(c.partitionKey), layout.sameSite === "None", `${name} partitioned: ${c.partitionKey}`);
+      }
+      assert.equal(cookies.TOKEN.httpOnly, true, "the page cannot read TOKEN");
+      assert.equal(cookies["XSRF-SALT"].httpOnly, true, "the page cannot read XSRF-SALT");
+      assert.equal(cookies["XSRF-TOKEN"].httpOnly, false, "XSRF-TOKEN is meant to be read");
+      assert.equal(await verify(), 204);
+    });
+
+    test("a write without the X-XSRF-TOKEN header is refused with 403", async (step) => {
+      const write = (withToken) =>
+        page.evaluate(
+          async ({ api, withToken }) => {
+            const headers = { "Content-Type": "application/json" };
+            if (withToken) headers["X-XSRF-TOKEN"] = window.planxConsole.api.xsrfToken();
+            const r = await fetch(`${api}/user`, {
+              method: "PATCH",
+              credentials: "include",
+              headers,
+              body: JSON.stringify({ key: "name", name: withToken ? "Ada" : "Mallory" }),
+            });
+            return { status: r.status, body: r.status === 204 ? null : await r.json() };
+          },
+          { api: apiBase, withToken },
+        );
+      const refused = await step("without the header", () => write(false));
+      assert.equal(refused.status, 403);
+      assert.equal(refused.body.code, "CSRF_FAILED");
+      const allowed = await step("with it", () => write(true));
+      assert.equal(allowed.status, 204);
+      await open();
+      assert.equal(await fact("Name"), "Ada", "only the write with the header took effect");
+    });
+
+    test("profile edit, and the API's message for a bad value", async (step) => {
+      await open();
+      await page.fill("#set-name input[name=name]", "Ada Lovelace");
+      await step("save name", () => submit("#set-name", "PATCH", "/user"));
+      await page.locator("#notice", { hasText: "Name saved." }).waitFor();
+      assert.equal(await fact("Name"), "Ada Lovelace");
+
+      await page.fill("#set-email input[name=email]", "not-an-address");
+      const refused = await step("bad email", () => submit("#set-email", "PATCH", "/user"));
+      assert.equal(refused.status(), 400);
+      await showsApiMessage("#set-email", refused);
+      assert.equal(await fact("Email"), EMAIL);
+    });
+
+    test("phone binding; sign-out goes to sign-in; SMS sign-in", async (step) => {
+      await open();
+      await page.fill("#bind-phone input[name=phone]", PHONE);
+      let mark = planx.mark();
+      await step("send code", () => page.click("#bind-phone button.quiet"));
+      const code = await planx.code(PHONE, mark);
+      await page.fill("#bind-phone input[name=code]", code);
+      const bound = await step("bind", () => submit("#bind-phone", "POST", "/user/phone"));
+      assert.equal(bound.status(), 204);
+      await page.locator("#notice", { hasText: "Phone bound." }).waitFor();
+      const masked = await fact("Phone");
+      assert.notEqual(masked, "not bound");
+      assert.ok(!masked.includes(PHONE.slice(3, -2)), `the number is masked: ${masked}`);
+
+      await step("sign out", () => signOut());
+      assert.equal(await verify(), 401, "the session has ended");
+
+      await page.click('nav.tabs a[href="#/signin/sms"]');
+      await page.fill("#login-sms input[name=phone]", PHONE);
+      mark = planx.mark();
+      await step("send SMS sign-in code", () => page.click("#login-sms button.quiet"));
+      await page.fill("#login-sms input[name=code]", await planx.code(PHONE, mark));
+      const signedIn = await step("SMS sign-in", () => submit("#login-sms", "POST", "/login/sms"));
+      assert.equal(signedIn.status(), 204);
+      await atAccount();
+    });
+
+    test("TOTP binding shows the otpauth URI as a QR code; TOTP sign-in", async (step) => {
+      await open();
+      await step("set up", () => page.click("#totp-start"));
+      const qr = page.locator("#totp img.qr");
+      await qr.waitFor();
+      const uri = await page.locator("#totp code.uri").textContent();
+      assert.match(uri, /^otpauth:\/\/totp\//);
+      assert.ok(await qr.evaluate((img) => img.complete && img.naturalWidth > 0), "the QR image is drawn");
+      const expected = qrcode(0, "M");
+      expected.addData(uri);
+      expected.make();
+      assert.equal(await qr.getAttribute("src"), expected.createDataURL(4, 4), "the QR code encodes that URI");
+
+      const now = currentStep();
+      await page.fill("#bind-totp input[name=first]", totp(uri, now - 1).code);
+      await page.fill("#bind-totp input[name=second]", totp(uri, now).code);
+      const bound = await step("bind", () => submit("#bind-totp", "POST", "/user/totp"));
+      assert.equal(bound.status(), 204);
+      await page.locator("#notice", { hasText: "Authenticator app bound." }).waitFor();
+      assert.equal(await fact("Authenticator"), "bound");
+
+      await signOut();
+      await page.click('nav.tabs a[href="#/signin/totp"]');
+      await page.fill("#login-totp input[name=email]", EMAIL);
+      // The binding used step `now`; a sign-in needs a later one, and one step ahead is accepted.
+      await page.fill("#login-totp input[name=code]", totp(uri, now + 1).code);
+      const signedIn = await step("TOTP sign-in", () => submit("#login-totp", "POST", "/login/totp"));
+      assert.equal(signedIn.status(), 204);
+      await atAccount();
+    });
+
+    test("password change, then sign-in with the new password", async (step) => {
+      await open();
+      await page.fill("#set-password input[name=old]", "wrong current password");
+      await page.fill("#set-password input[name=password]", "a new long passphrase");
+      const refused = await step("wrong current password", () => submit("#set-password", "POST", "/user/password"));
+      assert.equal(refused.status(), 400);
+      await showsApiMessage("#set-password", refused);
+
+      await page.fill("#set-password input[name=old]", password);
+      const changed = await step("change", () => submit("#set-password", "POST", "/user/password"));
+      assert.equal(changed.status(), 204);
+      password = "a new long passphrase";
+      await page.locator("#notice", { hasText: "Password changed" }).waitFor();
+      await signOut();
+      await step("sign in with it", () => signInWithPassword(password));
+    });
+
+    test("password reset by mail", async (step) => {
+      await signOut();
+      await page.click('nav.tabs a[href="#/signin/reset"]');
+      await page.fill("#reset input[name=email]", EMAIL);
+      const mark = planx.mark();
+      await step("mail a code", () => page.click("#reset button.quiet"));
+      await page.fill("#reset input[name=code]", await planx.code(EMAIL, mark));
+      await page.fill("#reset input[name=password]", "the reset passphrase");
+      const reset = await step("reset", () => submit("#reset", "POST", "/forget_reset"));
+      assert.equal(reset.status(), 204);
+      password = "the reset passphrase";
+      await atSignIn();
+      await step("sign in with it", () => signInWithPassword(password));
+    });
+
+    test("the token is refreshed on schedule and the session lives on", async (step) => {
+      const before = await tokenCookie();
+      await step("open with a 1 s refresh", () => open(page, "refresh=1"));
+      await page.waitForFunction(() => window.planxConsole.refresher.count >= 2);
+      const last = await page.evaluate(() => window.planxConsole.refresher.last.ok);
+      assert.equal(last, true);
+      assert.notEqual(await tokenCookie(), before, "a new TOKEN was issued");
+      assert.equal(await verify(), 204);
+      await step("reload", () => open());
+      await atAccount();
+    });
+
+    test("two tabs of one console stay signed in while both refresh", async (step) => {
+      await open();
+      const other = await context.newPage();
+      await step("second tab", () => open(other));
+      await atAccount(other);
+      const refresh = (tab) => tab.evaluate(async () => {
+        const outcome = await window.planxConsole.refresher.refresh();
+        return outcome.ok || outcome.error.message;
+      });
+      for (const [i, tab] of [page, other, page, other].entries()) {
+        assert.equal(await step(`refresh ${i + 1}`, () => refresh(tab)), true);
+      }
+      for (const tab of [page, other]) {
+        await open(tab);
+        await atAccount(tab);
+      }
+      await other.close();
+    });
+
+    test("two tabs refreshing at the same moment both keep their session", async (step, t) => {
+      // Expected to fail until issue 13: a session holds one pending refresh
+      // code, so the second tab's GET /refresh_code replaces the first's, and
+      // the first tab's POST /refresh_token is refused. The design says several
+      // codes may be pending per session. When this passes, drop the mark.
+      await expectedFailure(t, "issue 13: a second tab's refresh code replaces the first's", async () => {
+        await open();
+        const other = await context.newPage();
+        await open(other);
+        // Hold the first tab's exchange until the second tab has refreshed.
+        let release;
+        const held = new Promise((resolve) => (release = resolve));
+        let seen;
+        const arrived = new Promise((resolve) => (seen = resolve));
+        await page.route("**/refresh_token", async (route) => {
+          seen();
+          await held;
+          await route.continue();
+        });
+        const first = page.evaluate(async () => {
+          const outcome = await window.planxConsole.refresher.refresh();
+          return outcome.ok || outcome.error.message;
+        });
+        await arrived;
+        const second = await other.evaluate(async () => {
+          const outcome = await window.planxConsole.refresher.refresh();
+          return outcome.ok || outcome.error.message;
+        });
+        release();
+        const firstOutcome = await first;
+        await page.unroute("**/refresh_token");
+        await other.close();
+        await step("both refreshed", async () => {});
+        assert.equal(second, true, "the second tab refreshed");
+        assert.equal(firstOutcome, true, `the first tab refreshed with the code it was given (${firstOutcome})`);
+      });
+    });
+
+    test("after sign-out in one tab, the other is sent to sign-in by its next 401", async (step) => {
+      await open();
+      const other = await context.newPage();
+      await open(other);
+      await atAccount(other);
+      await step("sign out in the first tab", () => signOut(page));
+      await other.fill("#set-name input[name=name]", "Still here?");
+      const answer = await step("the other tab writes", () => submit("#set-name", "PATCH", "/user", other));
+      assert.equal(answer.status(), 401);
+      await atSignIn(other);
+      assert.match(await other.locator("#notice").textContent(), /sign in again/i);
+      await other.close();
+    });
+  });
+}
+
+/**
+ * A case that fails today for a known reason: it passes (as a TODO) while it
+ * fails, and fails once it passes, so the mark is removed when the fix lands.
+ */
+async function expectedFailure(t, reason, body) {
+  try {
+    await body();
+  } catch (error) {
+    t.todo(`expected to fail until ${reason}: ${error.message.split("\n")[0]}`);
+    return;
+  }
+  throw new Error(`this passes now: ${reason} is fixed, so remove expectedFailure()`);
+}

@@ -1,0 +1,237 @@
+// What the browser tests stand on: `planx serve` with its outbox, a throwaway
+// certificate and an HTTPS reverse proxy for the layouts whose hosts need TLS,
+// Debian's Chromium through playwright-core, TOTP codes (RFC 6238), and
+// screenshots of every step, written out when a test fails.
+
+import { spawn, execFileSync } from "node:child_process";
+import { createHmac, randomBytes } from "node:crypto";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import https from "node:https";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { chromium } from "playwright-core";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const WEB = path.resolve(HERE, "..");
+const ROOT = path.resolve(WEB, "..");
+const PLANX = process.env.PLANX_BIN || path.join(ROOT, "target/debug/planx");
+const ARTIFACTS = process.env.PLANX_BROWSER_ARTIFACTS || path.join(ROOT, "target/browser");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+
+/** How long to wait for anything (a server to start, a code to arrive). */
+const PATIENCE_MS = 15_000;
+
+function scratch(prefix) {
+  return mkdtempSync(path.join(tmpdir(), `planx-${prefix}-`));
+}
+
+async function until(what, probe) {
+  const deadline = Date.now() + PATIENCE_MS;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+// ------------------------------------------------------------------ planx
+
+/**
+ * `planx serve` on a free port, in memory, with one account, serving web/ at
+ * /console/. Its terminal is kept: every SMS and mail is an `[outbox]` line.
+ */
+export async function startPlanx({ env = {}, corsOrigins = [], user }) {
+  const args = ["serve", "--memory", "--port", "0", "--console", WEB, "--user", `${user.email}:${user.password}`];
+  for (const origin of corsOrigins) args.push("--cors-origin", origin);
+  const child = spawn(PLANX, args, {
+    env: {
+      ...process.env,
+      KEY: randomBytes(32).toString("base64"),
+      // Several codes to one phone within a minute (bind, then sign in).
+      CODE_COOLDOWN: "0",
+      RUST_LOG: "warn",
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines = [];
+  const collect = (stream) => {
+    let rest = "";
+    stream.setEncoding("utf8");
+    stream.on("data", (chunk) => {
+      const parts = (rest + chunk).split("\n");
+      rest = parts.pop();
+      lines.push(...parts);
+    });
+  };
+  collect(child.stdout);
+  collect(child.stderr);
+  let exited = null;
+  child.on("exit", (code, signal) => (exited = { code, signal }));
+  const port = await until("planx serve to listen", () => {
+    if (exited) throw new Error(`planx serve exited (${JSON.stringify(exited)}):\n${lines.join("\n")}`);
+    const line = lines.find((l) => l.includes("serving the API on http://127.0.0.1:"));
+    return line && Number(line.match(/127\.0\.0\.1:(\d+)/)[1]);
+  });
+  return {
+    port,
+    lines,
+    /** Where the outbox stands now; pass it to `code` to wait for a newer message. */
+    mark: () => lines.length,
+    /** The six-digit code of the first message to `recipient` after `mark`. */
+    async code(recipient, mark) {
+      const line = await until(`a code for ${recipient} in the outbox`, () =>
+        lines.slice(mark).find((l) => l.startsWith("[outbox]") && l.includes(` to ${recipient}:`)),
+      );
+      const text = line.slice(line.indexOf(`${recipient}:`) + recipient.length + 1);
+      const code = text.match(/\b\d{6}\b/);
+      if (!code) throw new Error(`no six-digit code in ${line}`);
+      return code[0];
+    },
+    stop() {
+      child.kill("SIGINT");
+    },
+  };
+}
+
+// ------------------------------------------------------------------ TLS
+
+/** A self-signed certificate for the test hosts, made now, for one run. */
+export function makeCertificate(hosts) {
+  const dir = scratch("tls");
+  const key = path.join(dir, "key.pem");
+  const cert = path.join(dir, "cert.pem");
+  execFileSync(
+    "openssl",
+    [
+      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+      "-days", "1", "-subj", "/CN=planx browser tests", "-keyout", key, "-out", cert,
+      "-addext", `subjectAltName=${hosts.map((h) => `DNS:${h}`).join(",")}`,
+    ],
+    { stdio: "ignore" },
+  );
+  const pair = { key: readFileSync(key), cert: readFileSync(cert) };
+  rmSync(dir, { recursive: true, force: true });
+  return pair;
+}
+
+/**
+ * An HTTPS reverse proxy on a free port, forwarding every host's requests to
+ * `target()` (planx serve) unchanged: TLS in front, as the gateway and a CDN are.
+ */
+export async function startProxy(tls, target) {
+  const server = https.createServer(tls, (req, res) => {
+    const upstream = http.request(
+      { host: "127.0.0.1", port: target(), method: req.method, path: req.url, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode, answer.rawHeaders);
+        answer.pipe(res);
+      },
+    );
+    upstream.on("error", (error) => {
+      res.writeHead(502, { "content-type": "text/plain" });
+      res.end(`proxy: ${error.message}`);
+    });
+    req.pipe(upstream);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { port: server.address().port, stop: () => server.close() };
+}
+
+// ------------------------------------------------------------------ Chromium
+
+export const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+];
+
+/**
+ * Chromium with the test hosts resolved to this machine, in a fresh context
+ * (an incognito-like profile). Chromium refuses third-party cookies there, and
+ * this build (Debian's 156) refuses them in a default persistent profile too
+ * (CDP blockedReasons "UserPreferences"), so a console on another site works
+ * only because planx makes SameSite=None cookies Partitioned (CHIPS). The
+ * cross-site layout proves that, with no browser setting changed.
+ */
+export async function launch({ hosts = [] } = {}) {
+  const args = [...CHROMIUM_ARGS, "--ignore-certificate-errors"];
+  if (hosts.length) {
+    args.push(`--host-resolver-rules=${hosts.map((h) => `MAP ${h} 127.0.0.1`).join(", ")}`);
+  }
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args });
+  const context = await browser.newContext({ viewport: { width: 960, height: 720 }, ignoreHTTPSErrors: true });
+  return { context, close: () => browser.close() };
+}
+
+// ------------------------------------------------------------------ TOTP
+
+function base32(text) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of text.replace(/=+$/, "").toUpperCase()) {
+    const value = alphabet.indexOf(c);
+    if (value < 0) throw new Error(`not base32: ${text}`);
+    bits += value.toString(2).padStart(5, "0");
+  }
+  const bytes = [];
+  for (let i = 0; i + 8 <= bits.length; i += 8) bytes.push(parseInt(bits.slice(i, i + 8), 2));
+  return Buffer.from(bytes);
+}
+
+/** RFC 6238 (HOTP of RFC 4226 over 30 s steps) from an otpauth URI. */
+export function totp(uri, step) {
+  const params = new URL(uri).searchParams;
+  const period = Number(params.get("period") || 30);
+  const digits = Number(params.get("digits") || 6);
+  if ((params.get("algorithm") || "SHA1").toUpperCase() !== "SHA1") throw new Error(`unexpected algorithm in ${uri}`);
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const mac = createHmac("sha1", base32(params.get("secret"))).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0x0f;
+  const value = (mac.readUInt32BE(offset) & 0x7fffffff) % 10 ** digits;
+  return { code: String(value).padStart(digits, "0"), period };
+}
+
+export const currentStep = (period = 30) => Math.floor(Date.now() / 1000 / period);
+
+// ------------------------------------------------------------------ steps
+
+/**
+ * Runs a test's steps, taking a screenshot of every open page after each; when
+ * the test fails they are written to target/browser/<suite>/<test>/.
+ */
+export async function withSteps(context, suite, name, body) {
+  const shots = [];
+  const step = async (label, action) => {
+    const result = await action();
+    for (const [i, page] of context.pages().entries()) {
+      shots.push({ label: `${label}${i ? `-tab${i + 1}` : ""}`, png: await page.screenshot().catch(() => null) });
+    }
+    return result;
+  };
+  try {
+    return await body(step);
+  } catch (error) {
+    const dir = path.join(ARTIFACTS, slug(suite), slug(name));
+    mkdirSync(dir, { recursive: true });
+    for (const [i, page] of context.pages().entries()) {
+      shots.push({ label: `failure${i ? `-tab${i + 1}` : ""}`, png: await page.screenshot().catch(() => null) });
+    }
+    shots.forEach(({ label, png }, i) => png && writeFileSync(path.join(dir, `${String(i + 1).padStart(2, "0")}-${slug(label)}.png`), png));
+    error.message += `\n(screenshots of each step: ${dir})`;
+    throw error;
+  }
+}
+
+function slug(text) {
+  return text.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
+}
