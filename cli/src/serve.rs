@@ -212,3 +212,52 @@ async fn add_startup_user(state: &AppState, spec: &str) -> Result<(), String> {
         Err(e) => Err(format!("--user {email}: {e}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode, header};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn get(app: &Router, uri: &str) -> (StatusCode, String, String) {
+        let request = Request::builder().uri(uri).body(Body::empty()).unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .or(headers.get(header::LOCATION))
+            .map_or(String::new(), |v| v.to_str().unwrap().to_string());
+        (status, content_type, String::from_utf8_lossy(&bytes).into())
+    }
+
+    #[tokio::test]
+    async fn console_is_served_beside_the_api() {
+        let web = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../web"));
+        let app = test_app(vec![], Some(web));
+        let (status, location, _) = get(&app, "/console").await;
+        assert_eq!(
+            (status, location.as_str()),
+            (StatusCode::PERMANENT_REDIRECT, "/console/")
+        );
+        let (status, kind, body) = get(&app, "/console/").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(kind.starts_with("text/html"), "{kind}");
+        assert!(body.contains("app.js"), "the console's page: {body}");
+        let (status, kind, _) = get(&app, "/console/api.js").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(kind.contains("javascript"), "{kind}");
+        let (status, kind, body) = get(&app, "/").await;
+        assert_eq!(status, StatusCode::OK, "GET / is still the ping");
+        assert!(
+            kind.starts_with("application/json") && body.contains("\"now\""),
+            "{body}"
+        );
+    }
+}
