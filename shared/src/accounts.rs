@@ -64,8 +64,6 @@ pub async fn create(
         active: true,
         sessions: 0,
         history: None,
-        failures: 0,
-        locked_until: 0,
         created_at: now,
         updated_at: now,
     };

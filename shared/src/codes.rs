@@ -1,5 +1,8 @@
 //! One-time codes: sending them under the limits, and spending them once.
 
+use std::sync::atomic::Ordering;
+
+use crate::crypto::constant_time_eq;
 use crate::model::{Code, Purpose};
 use crate::notify::{Message, NotifyError};
 use crate::state::AppState;
@@ -152,7 +155,9 @@ pub async fn issue(state: &AppState, permit: Permit, issue: Issue<'_>) -> CodeRe
 }
 
 /// Spends a code: `Ok` only if it was right (for `bound`, if given), alive and
-/// unspent; [`CodeError::Rejected`] otherwise.
+/// unspent; [`CodeError::Rejected`] otherwise. For codes guessed by no one but
+/// a signed-in session's own holder (refresh, TOTP binding); guessable codes
+/// go through [`crate::throttle`] and [`matches`].
 pub async fn redeem(
     state: &AppState,
     purpose: Purpose,
@@ -167,7 +172,7 @@ pub async fn redeem(
             purpose,
             subject,
             &digest,
-            state.config.limits.code_attempts,
+            state.config.limits.guessing.code_attempts,
             state.now(),
         )
         .await?
@@ -175,6 +180,15 @@ pub async fn redeem(
         Redemption::Accepted(record) => Ok(record),
         Redemption::Rejected => Err(CodeError::Rejected),
     }
+}
+
+/// Whether `presented` is the code `stored` holds (for `bound`, if given), in
+/// constant time. Counted in [`AppState::code_comparisons`]: a comparison is a
+/// guess checked, and only an attempt that took its slots may make one.
+pub fn matches(state: &AppState, stored: &Code, bound: Option<&str>, presented: &str) -> bool {
+    state.code_comparisons.fetch_add(1, Ordering::SeqCst);
+    let digest = digest(state, stored.purpose, &stored.subject, bound, presented);
+    constant_time_eq(digest.as_bytes(), stored.digest.as_bytes())
 }
 
 fn lifetime(ttl: i64) -> String {

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::model::{Backoff, Rule};
+use crate::model::{Backoff, Guessing, Rule};
 use crate::secret::Secret;
 
 /// The shortest `KEY` accepted in release mode.
@@ -39,14 +39,14 @@ pub struct Argon2Params {
     pub p_cost: u32,
 }
 
-/// Limits on logins and code sending (see the design's "Limits").
+/// Limits on guessing secrets and on sending codes (the README's "Throttling").
 #[derive(Debug, Clone)]
 pub struct Limits {
-    pub backoff: Backoff,
-    pub ip_login_failures: Rule,
+    pub guessing: Guessing,
     pub code_per_recipient: Rule,
     pub code_per_ip: Rule,
-    pub code_attempts: u32,
+    /// How long a device cookie stays valid, seconds.
+    pub device_ttl: i64,
 }
 
 /// Lifetimes in seconds.
@@ -259,16 +259,34 @@ impl Config {
             p_cost: r.number("ARGON2_P_COST", 1, 1, 64),
         };
         let cooldown = r.number("CODE_COOLDOWN", 60, 0, 86_400);
-        let limits = Limits {
-            backoff: Backoff {
-                threshold: r.number("LOGIN_BACKOFF_AFTER", 5, 1, 1000),
-                max: r.number("LOGIN_BACKOFF_MAX", 900, 1, 86_400),
+        let backoff = Backoff {
+            after: r.number("LOGIN_BACKOFF_AFTER", 5, 1, 1000),
+            max: r.number("LOGIN_BACKOFF_MAX", 900, 1, 86_400),
+            window: r.number("LOGIN_FAILURE_WINDOW", 3600, 1, 30 * 86_400),
+        };
+        if backoff.window < backoff.max {
+            // Otherwise waiting out the longest back-off would also forget the failures.
+            r.errors.push(format!(
+                "LOGIN_FAILURE_WINDOW ({}) must be at least LOGIN_BACKOFF_MAX ({})",
+                backoff.window, backoff.max
+            ));
+        }
+        let guessing = Guessing {
+            backoff,
+            account: Rule {
+                window: 86_400,
+                max: r.number("ACCOUNT_FAILURES_PER_DAY", 5, 1, 1_000_000),
+                cooldown: 0,
             },
-            ip_login_failures: Rule {
+            ip: Rule {
                 window: 3600,
                 max: r.number("IP_LOGIN_FAILURES_PER_HOUR", 100, 1, 1_000_000),
                 cooldown: 0,
             },
+            code_attempts: r.number("CODE_ATTEMPTS", 5, 1, 100),
+        };
+        let limits = Limits {
+            guessing,
             code_per_recipient: Rule {
                 window: 3600,
                 max: r.number("CODES_PER_HOUR", 5, 1, 1000),
@@ -279,7 +297,7 @@ impl Config {
                 max: r.number("IP_CODES_PER_HOUR", 20, 1, 1_000_000),
                 cooldown: 0,
             },
-            code_attempts: r.number("CODE_ATTEMPTS", 5, 1, 100),
+            device_ttl: r.number("DEVICE_TTL", 365 * 86_400, 60, 400 * 86_400),
         };
         let lifetimes = Lifetimes {
             token: r.number("TOKEN_TTL", 7200, 60, 30 * 86_400),
@@ -338,11 +356,10 @@ impl Config {
             "cookie": { "secure": self.cookie_secure, "same_site": self.cookie_same_site.as_str(), "domain": self.cookie_domain },
             "argon2": { "m_cost": self.argon2.m_cost, "t_cost": self.argon2.t_cost, "p_cost": self.argon2.p_cost },
             "limits": {
-                "backoff": self.limits.backoff,
-                "ip_login_failures": self.limits.ip_login_failures,
+                "guessing": self.limits.guessing,
                 "code_per_recipient": self.limits.code_per_recipient,
                 "code_per_ip": self.limits.code_per_ip,
-                "code_attempts": self.limits.code_attempts,
+                "device_ttl": self.limits.device_ttl,
             },
             "lifetimes": {
                 "token": self.lifetimes.token,
@@ -372,7 +389,16 @@ mod tests {
         assert!(c.key_generated);
         assert_eq!(c.key.expose().len(), 32);
         assert_eq!(c.argon2.m_cost, 19_456);
-        assert_eq!(c.limits.backoff.threshold, 5);
+        let g = c.limits.guessing;
+        assert_eq!(
+            (g.backoff.after, g.backoff.max, g.backoff.window),
+            (5, 900, 3600)
+        );
+        assert_eq!(
+            (g.account.max, g.account.window, g.ip.max),
+            (5, 86_400, 100)
+        );
+        assert_eq!(c.limits.device_ttl, 31_536_000);
     }
 
     #[test]
@@ -397,6 +423,17 @@ mod tests {
         assert!(e.contains("ARGON2_T_COST"), "{e}");
         assert!(e.contains("COOKIE_SAMESITE"), "{e}");
         assert!(e.contains("MODE"), "{e}");
+    }
+
+    #[test]
+    fn failures_outlive_the_longest_back_off() {
+        let e = Config::from_vars(&[
+            ("LOGIN_BACKOFF_MAX", "900"),
+            ("LOGIN_FAILURE_WINDOW", "600"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("LOGIN_FAILURE_WINDOW (600)"), "{e}");
+        assert!(Config::from_vars(&[("LOGIN_FAILURE_WINDOW", "900")]).is_ok());
     }
 
     #[test]

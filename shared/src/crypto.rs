@@ -41,6 +41,11 @@ pub fn new_session_id() -> String {
     URL_SAFE_NO_PAD.encode(random_bytes::<16>())
 }
 
+/// A new device id (in a device cookie): 128 random bits, URL-safe.
+pub fn new_device_id() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<16>())
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -66,6 +71,7 @@ pub struct Keys {
     pub jwt: Secret<[u8; 32]>,
     xsrf: Secret<[u8; 32]>,
     code: Secret<[u8; 32]>,
+    device: Secret<[u8; 32]>,
 }
 
 impl Keys {
@@ -74,7 +80,13 @@ impl Keys {
             jwt: Secret::new(hmac(master, &[b"planx/jwt"])),
             xsrf: Secret::new(hmac(master, &[b"planx/xsrf"])),
             code: Secret::new(hmac(master, &[b"planx/code"])),
+            device: Secret::new(hmac(master, &[b"planx/device"])),
         }
+    }
+
+    /// The MAC of a device cookie's fields, URL-safe.
+    pub fn device_mac(&self, parts: &[&[u8]]) -> String {
+        URL_SAFE_NO_PAD.encode(hmac(self.device.expose(), parts))
     }
 
     /// The XSRF token that matches a salt: what the page must echo in `X-XSRF-TOKEN`.

@@ -1,6 +1,6 @@
 //! The one error type of the HTTP layer, and its one mapping to status, code and message.
-//! The domain's errors (fields, codes, lockouts, the store) become it here, in
-//! one `From` each.
+//! The domain's errors (fields, codes, guessing limits, the store) become it
+//! here, in one `From` each.
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,10 +10,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::codes::CodeError;
-use crate::lockout::LockoutError;
 use crate::notify::NotifyError;
 use crate::password::PasswordError;
 use crate::store::{StoreError, Unique};
+use crate::throttle::ThrottleError;
 use crate::validate::FieldError;
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -37,8 +37,12 @@ pub enum ApiError {
     NotFound,
     #[error("method not allowed on this route")]
     MethodNotAllowed,
+    /// Wrong sign-in details: password, TOTP or SMS code, or no such account.
     #[error("the sign-in details are incorrect")]
-    InvalidCredentials,
+    AuthIncorrect,
+    /// A guessing limit refused the attempt before its secret was checked.
+    #[error("too many incorrect attempts; retry in {retry_after} s")]
+    AuthManyIncorrect { retry_after: i64 },
     #[error("this account is disabled")]
     AccountDisabled,
     #[error("the code is wrong, expired or already used")]
@@ -76,8 +80,16 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            InvalidField(_) | InvalidJson(_) | InvalidCredentials | AccountDisabled
-            | InvalidCode | WeakPassword(_) | WrongPassword | EmailTaken | PhoneTaken
+            InvalidField(_)
+            | InvalidJson(_)
+            | AuthIncorrect
+            | AuthManyIncorrect { .. }
+            | AccountDisabled
+            | InvalidCode
+            | WeakPassword(_)
+            | WrongPassword
+            | EmailTaken
+            | PhoneTaken
             | InvalidTotp => StatusCode::BAD_REQUEST,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -101,7 +113,8 @@ impl ApiError {
             PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             NotFound => "NOT_FOUND",
             MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            InvalidCredentials => "INVALID_CREDENTIALS",
+            AuthIncorrect => "AUTH_INCORRECT",
+            AuthManyIncorrect { .. } => "AUTH_MANY_INCORRECT",
             AccountDisabled => "ACCOUNT_DISABLED",
             InvalidCode => "INVALID_CODE",
             WeakPassword(_) => "WEAK_PASSWORD",
@@ -159,7 +172,8 @@ impl IntoResponse for ApiError {
         };
         let mut response = (self.status(), axum::Json(body)).into_response();
         match self {
-            ApiError::TooManyRequests { retry_after } => {
+            ApiError::TooManyRequests { retry_after }
+            | ApiError::AuthManyIncorrect { retry_after } => {
                 let secs = retry_after.max(1).to_string();
                 if let Ok(value) = HeaderValue::from_str(&secs) {
                     response.headers_mut().insert(header::RETRY_AFTER, value);
@@ -213,11 +227,12 @@ impl From<CodeError> for ApiError {
     }
 }
 
-impl From<LockoutError> for ApiError {
-    fn from(e: LockoutError) -> Self {
+/// Every guessing limit, sign-in or not, is the same refusal: nothing was checked.
+impl From<ThrottleError> for ApiError {
+    fn from(e: ThrottleError) -> Self {
         match e {
-            LockoutError::Locked { retry_after } => ApiError::TooManyRequests { retry_after },
-            LockoutError::Store(e) => e.into(),
+            ThrottleError::Limited { retry_after } => ApiError::AuthManyIncorrect { retry_after },
+            ThrottleError::Store(e) => e.into(),
         }
     }
 }
@@ -231,6 +246,9 @@ mod tests {
         let r = ApiError::TooManyRequests { retry_after: 7 }.into_response();
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(r.headers()[header::RETRY_AFTER], "7");
+        let r = ApiError::AuthManyIncorrect { retry_after: 900 }.into_response();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "900");
     }
 
     #[tokio::test]

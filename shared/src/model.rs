@@ -22,21 +22,8 @@ pub struct User {
     pub sessions: u64,
     /// The most recent login (the seed's `history`).
     pub history: Option<LoginRecord>,
-    /// Consecutive failed logins, reset by a successful one.
-    pub failures: u32,
-    pub locked_until: Timestamp,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
-}
-
-impl User {
-    /// Its consecutive failures and the back-off they caused.
-    pub fn lockout(&self) -> Lockout {
-        Lockout {
-            failures: self.failures,
-            locked_until: self.locked_until,
-        }
-    }
 }
 
 /// A bound TOTP authenticator: the base32 secret and the last step accepted,
@@ -108,14 +95,6 @@ pub struct Code {
     pub expires_at: Timestamp,
 }
 
-/// Whose consecutive login failures are counted: an account, or an identifier
-/// that has no account, so the two behave alike to an outsider.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FailureKey {
-    User(String),
-    Unknown(String),
-}
-
 /// A limiter rule: at most `max` hits per `window` seconds, and at least
 /// `cooldown` seconds between two hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -179,38 +158,64 @@ impl RateState {
     }
 }
 
-/// Consecutive failures and the back-off they caused. Fields a store has not
-/// written yet read as zero (DynamoDB sets `locked_until` only at the threshold).
+/// One client's attempts at the secrets of one identifier: exponential
+/// back-off over failures that decay. Fields a store has not written read as zero.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Lockout {
-    pub failures: u32,
-    pub locked_until: Timestamp,
+pub struct BackoffState {
+    /// Attempts since the count last started over.
+    pub attempts: u32,
+    /// The latest attempt.
+    pub last: Timestamp,
+    /// No attempt before this time.
+    pub next_at: Timestamp,
 }
 
-/// Exponential back-off after a threshold of consecutive failures.
+/// Exponential back-off: `after` attempts go through at once, then each waits
+/// 1 s, 2 s, 4 s... up to `max`; after `window` seconds without an attempt the
+/// count starts over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Backoff {
-    pub threshold: u32,
+    pub after: u32,
     pub max: i64,
+    pub window: i64,
 }
 
 impl Backoff {
-    /// The lockout after one more failure at `now`: 1 s at the threshold,
-    /// doubling with each further failure, capped at `max`.
-    pub fn after_failure(&self, current: Lockout, now: Timestamp) -> Lockout {
-        let failures = current.failures.saturating_add(1);
-        let locked_until = if failures >= self.threshold {
-            let exp = (failures - self.threshold).min(30);
-            now + (1i64 << exp).min(self.max)
-        } else {
-            current.locked_until
-        };
-        Lockout {
-            failures,
-            locked_until,
+    /// The state once one more attempt at `now` has taken its slot, or how many
+    /// seconds it must wait first.
+    pub fn take(&self, state: BackoffState, now: Timestamp) -> Result<BackoffState, i64> {
+        if now < state.next_at {
+            return Err(state.next_at - now);
         }
+        let decayed = now - state.last > self.window;
+        let attempts = if decayed { 0 } else { state.attempts }.saturating_add(1);
+        let next_at = match attempts.checked_sub(self.after) {
+            Some(over) => now + (1i64 << over.min(30)).min(self.max),
+            None => 0,
+        };
+        Ok(BackoffState {
+            attempts,
+            last: now,
+            next_at,
+        })
     }
+
+    /// When `state` stops mattering: its wait is over and its count has decayed.
+    pub fn expires_at(&self, state: &BackoffState) -> Timestamp {
+        (state.last + self.window + 1).max(state.next_at)
+    }
+}
+
+/// The limits on guessing a secret: a back-off per (identifier, client), a
+/// window per identifier for clients without a device cookie, one per client
+/// address across identifiers, and the tries a one-time code allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Guessing {
+    pub backoff: Backoff,
+    pub account: Rule,
+    pub ip: Rule,
+    pub code_attempts: u32,
 }
 
 #[cfg(test)]
@@ -242,28 +247,48 @@ mod tests {
         assert_eq!(s.hit(&RULE, 1_000 + 3600).count, 1);
     }
 
+    const BACKOFF: Backoff = Backoff {
+        after: 5,
+        max: 900,
+        window: 3600,
+    };
+
     #[test]
-    fn backoff_doubles_from_threshold_and_caps() {
-        let b = Backoff {
-            threshold: 5,
-            max: 900,
-        };
-        let mut l = Lockout::default();
-        let mut delays = vec![];
+    fn backoff_lets_five_through_then_doubles_and_caps() {
+        let mut state = BackoffState::default();
+        let mut waits = vec![];
+        let mut now = 1_000;
         for _ in 0..16 {
-            l = b.after_failure(l, 0);
-            delays.push(l.locked_until);
+            state = BACKOFF.take(state, now).expect("the wait is over");
+            waits.push(state.next_at.saturating_sub(now).max(0));
+            // Another attempt now must wait exactly that long.
+            if state.next_at > now {
+                assert_eq!(BACKOFF.take(state, now), Err(state.next_at - now));
+            }
+            now = now.max(state.next_at);
         }
-        assert_eq!(&delays[..8], &[0, 0, 0, 0, 1, 2, 4, 8]);
-        assert_eq!(delays[13], 512);
-        assert_eq!(delays[14], 900);
-        let many = b.after_failure(
-            Lockout {
-                failures: u32::MAX,
-                locked_until: 0,
-            },
-            0,
-        );
-        assert_eq!(many.locked_until, 900);
+        assert_eq!(&waits[..8], &[0, 0, 0, 0, 1, 2, 4, 8]);
+        assert_eq!(waits[13], 512);
+        assert_eq!(waits[14], 900);
+        let many = BackoffState {
+            attempts: u32::MAX,
+            last: now,
+            next_at: now,
+        };
+        assert_eq!(BACKOFF.take(many, now).unwrap().next_at, now + 900);
+    }
+
+    #[test]
+    fn failures_decay_after_the_window() {
+        let mut state = BackoffState::default();
+        for _ in 0..5 {
+            state = BACKOFF.take(state, 100).unwrap();
+        }
+        assert_eq!(state.next_at, 101);
+        assert_eq!(BACKOFF.expires_at(&state), 100 + 3601);
+        // Within the window the count goes on; after it, it starts over.
+        assert_eq!(BACKOFF.take(state, 3700).unwrap().attempts, 6);
+        let fresh = BACKOFF.take(state, 3701).unwrap();
+        assert_eq!((fresh.attempts, fresh.next_at), (1, 0));
     }
 }

@@ -1,6 +1,7 @@
 //! Password policy and Argon2id hashing, run off the async executor.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use argon2::password_hash::PasswordHasher;
@@ -57,6 +58,8 @@ pub struct Passwords {
     /// A hash to verify against when the account does not exist, so an unknown
     /// email costs the same time as a wrong password. Made on first use, not at cold start.
     dummy: Arc<OnceLock<String>>,
+    /// Verifications so far, so tests can hold the passwords checked to the limits.
+    verifications: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Passwords {
@@ -74,6 +77,7 @@ impl Passwords {
             hasher: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
             permits: Arc::new(Semaphore::new(parallel)),
             dummy: Arc::new(OnceLock::new()),
+            verifications: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -94,6 +98,7 @@ impl Passwords {
     /// (so hashes made with other parameters keep working). With no hash, verifies
     /// against a dummy one and answers `false`, taking about the same time.
     pub async fn verify(&self, password: &str, phc: Option<&Secret<String>>) -> bool {
+        self.verifications.fetch_add(1, Ordering::SeqCst);
         let password = Secret::new(password.to_owned());
         let phc = phc.map(|p| p.expose().clone());
         let hasher = self.hasher.clone();
@@ -117,6 +122,11 @@ impl Passwords {
         })
         .await
         .unwrap_or(false)
+    }
+
+    /// Passwords verified so far (dummy verifications included).
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::SeqCst)
     }
 
     async fn blocking<T: Send + 'static>(

@@ -2,6 +2,7 @@
 
 use std::ops::Deref;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -22,6 +23,9 @@ pub struct Inner {
     pub keys: Keys,
     pub tokens: Tokens,
     pub passwords: Passwords,
+    /// One-time codes compared with a stored one so far ([`crate::codes::matches`]),
+    /// so tests can hold guesses checked to the limits.
+    pub code_comparisons: AtomicU64,
 }
 
 impl AppState {
@@ -42,6 +46,7 @@ impl AppState {
             keys,
             tokens,
             passwords,
+            code_comparisons: AtomicU64::new(0),
         })))
     }
 

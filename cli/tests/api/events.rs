@@ -16,6 +16,7 @@ use serde_json::Value;
 use shared::codes;
 use shared::model::{LoginMethod, LoginRecord, Purpose, Session, Totp, User};
 use shared::secret::Secret;
+use shared::store::Settle;
 use shared::totp;
 use tower::ServiceExt;
 
@@ -83,7 +84,7 @@ const CASES: &[(&str, u16, &str, Seed)] = &[
     (
         "session/login-wrong-password.json",
         400,
-        "INVALID_CREDENTIALS",
+        "AUTH_INCORRECT",
         Account,
     ),
     (
@@ -104,14 +105,14 @@ const CASES: &[(&str, u16, &str, Seed)] = &[
     (
         "session/login-sms-wrong-code.json",
         400,
-        "INVALID_CODE",
+        "AUTH_INCORRECT",
         SmsCode,
     ),
     ("session/login-totp-ok.json", 204, "", Account),
     (
         "session/login-totp-wrong-code.json",
         400,
-        "INVALID_CREDENTIALS",
+        "AUTH_INCORRECT",
         Account,
     ),
     ("session/verify-ok.json", 204, "", Account),
@@ -250,8 +251,6 @@ async fn server(seed: Seed) -> TestApp {
         active: true,
         sessions: 0,
         history: None,
-        failures: 0,
-        locked_until: 0,
         created_at: START,
         updated_at: START,
     };
@@ -270,7 +269,14 @@ async fn server(seed: Seed) -> TestApp {
         user_agent: BROWSER.into(),
         method: LoginMethod::Password,
     };
-    state.store.begin_session(&session, &login).await.unwrap();
+    let settle = Settle::default();
+    assert!(
+        state
+            .store
+            .begin_session(&session, &login, &settle)
+            .await
+            .unwrap()
+    );
     let code = match seed {
         Account | NoPhone => None,
         SmsCode => Some((Purpose::SmsLogin, PHONE, None, lifetimes.sms_code, CODE)),

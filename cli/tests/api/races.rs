@@ -1,11 +1,11 @@
 //! Concurrency: requests released together (`TestApp::race`) racing for one code,
-//! one counter or one unique value.
+//! one counter, one unique value, or the guessing limits' slots.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
-use shared::model::{Backoff, FailureKey, Purpose};
+use shared::model::Purpose;
 use shared::store::{Redemption, UserChange};
 
 use crate::support::{PASSWORD, TestApp};
@@ -89,55 +89,10 @@ async fn parallel_sms_logins_with_one_code_sign_in_once() {
     )
     .await;
     assert_eq!(count(&statuses, 204), 1, "{statuses:?}");
+    // The losers are wrong guesses (the code is spent) or met the back-off.
     assert!(
-        // The losers' failures count against the account, so late ones may meet its back-off.
-        statuses.iter().all(|s| [204, 400, 429].contains(s)),
+        statuses.iter().all(|s| [204, 400].contains(s)),
         "{statuses:?}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn parallel_wrong_passwords_count_exactly() {
-    let app = TestApp::spawn_with(&[("LOGIN_BACKOFF_AFTER", "1000")]).await;
-    let user = app.add_user("ada@example.com").await;
-    app.ping().await;
-    let n = 40;
-    let statuses = app
-        .race_tabs(n, |tab| async move {
-            tab.login("ada@example.com", "wrong password")
-                .await
-                .status
-                .as_u16()
-        })
-        .await;
-    assert_eq!(statuses, vec![400; n]);
-    assert_eq!(app.user(&user.id).await.failures as usize, n);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn parallel_failures_of_an_unknown_identifier_count_exactly() {
-    let app = TestApp::spawn().await;
-    let backoff = Backoff {
-        threshold: 1000,
-        max: 900,
-    };
-    app.race(40, |app| async move {
-        let key = FailureKey::Unknown("ghost@example.com".into());
-        app.state
-            .store
-            .record_failure(&key, &backoff, 0)
-            .await
-            .unwrap()
-    })
-    .await;
-    assert_eq!(
-        app.state
-            .store
-            .unknown_lockout("ghost@example.com", 0)
-            .await
-            .unwrap()
-            .failures,
-        40
     );
 }
 
@@ -273,4 +228,163 @@ async fn two_new_accounts_racing_for_one_email_give_one_winner() {
         .await;
     assert_eq!(count(&created, true), 1);
     assert_eq!(app.state.store.users().await.unwrap().len(), 1);
+}
+
+/// How `n` racing answers split: `(checked, refused)`, where checked ones
+/// answered `wrong` and refused ones `AUTH_MANY_INCORRECT` with a `Retry-After`.
+fn split(answers: &[(u16, String, Option<String>)], wrong: &str) -> (usize, usize) {
+    for (status, code, retry) in answers {
+        assert_eq!(*status, 400, "{answers:?}");
+        assert!(
+            code == wrong || code == "AUTH_MANY_INCORRECT",
+            "{answers:?}"
+        );
+        if code == "AUTH_MANY_INCORRECT" {
+            let retry: i64 = retry.as_deref().expect("Retry-After").parse().unwrap();
+            assert!(retry >= 1, "{answers:?}");
+        }
+    }
+    let checked = answers.iter().filter(|(_, c, _)| c == wrong).count();
+    (checked, answers.len() - checked)
+}
+
+fn answer(r: crate::support::TestResponse) -> (u16, String, Option<String>) {
+    let retry = r
+        .headers
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    (r.status.as_u16(), r.code().to_string(), retry)
+}
+
+/// 50 wrong passwords for Ada at once from `browser` (or, with `spread`, from
+/// 50 addresses); how they split, and how many passwords were verified.
+async fn fifty_wrong_passwords(
+    app: &TestApp,
+    browser: &TestApp,
+    spread: bool,
+) -> ((usize, usize), u64) {
+    let before = app.verifications();
+    let mut i = 0;
+    let answers = browser
+        .race(50, |b| {
+            i += 1;
+            if spread {
+                b.set_ip(&format!("198.51.100.{i}"));
+            }
+            async move { answer(b.login("ada@example.com", "wrong password").await) }
+        })
+        .await;
+    (
+        split(&answers, "AUTH_INCORRECT"),
+        app.verifications() - before,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_parallel_wrong_passwords_from_one_address_check_exactly_five() {
+    let app = TestApp::spawn().await;
+    app.add_user("ada@example.com").await;
+    app.ping().await;
+    let (split, verified) = fifty_wrong_passwords(&app, &app, false).await;
+    assert_eq!((split, verified), ((5, 45), 5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_parallel_wrong_passwords_from_fifty_addresses_check_exactly_five() {
+    // Here only the account-wide cap on clients without a device cookie binds.
+    let app = TestApp::spawn().await;
+    app.add_user("ada@example.com").await;
+    let laptop = app.signed_in_as("ada@example.com").await;
+    app.ping().await;
+    let (split, verified) = fifty_wrong_passwords(&app, &app, true).await;
+    assert_eq!((split, verified), ((5, 45), 5));
+    // The owner's device is not held back by them.
+    laptop.login("ada@example.com", PASSWORD).await.expect(204);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_parallel_wrong_passwords_from_the_owners_device_check_exactly_five() {
+    let app = TestApp::spawn().await;
+    app.add_user("ada@example.com").await;
+    let laptop = app.signed_in_as("ada@example.com").await;
+    let (split, verified) = fifty_wrong_passwords(&app, &laptop, false).await;
+    assert_eq!((split, verified), ((5, 45), 5));
+    // Only the device's own back-off was spent: a stranger still has the account's five.
+    let stranger = app.browser_at("198.51.100.200");
+    stranger.ping().await;
+    stranger
+        .login("ada@example.com", "wrong password")
+        .await
+        .expect_error(400, "AUTH_INCORRECT", "incorrect");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_parallel_wrong_totp_codes_check_exactly_five() {
+    use shared::model::Totp;
+    use shared::secret::Secret;
+    let app = TestApp::spawn().await;
+    let user = app.add_user("ada@example.com").await;
+    let secret = shared::totp::new_secret();
+    let bound = Totp {
+        secret: Secret::new(secret.clone()),
+        last_step: 0,
+    };
+    app.change_user(&user.id, UserChange::Totp(Some(bound)))
+        .await;
+    let step = shared::totp::step_of(app.clock_now());
+    let valid: Vec<String> = (step - 1..=step + 1)
+        .map(|s| shared::totp::code_at_step(&secret, s).unwrap())
+        .collect();
+    let wrong = (0..)
+        .map(|n: u32| format!("{:06}", n * 7))
+        .find(|c| !valid.contains(c))
+        .unwrap();
+    app.ping().await;
+    let answers = app
+        .race(50, |b| {
+            let wrong = wrong.clone();
+            async move {
+                let body = json!({ "email": "ada@example.com", "code": wrong });
+                answer(b.post("/login/totp", body).await)
+            }
+        })
+        .await;
+    assert_eq!(split(&answers, "AUTH_INCORRECT"), (5, 45));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_parallel_wrong_guesses_on_one_reset_code_compare_at_most_five() {
+    let app = TestApp::spawn().await;
+    app.add_user("ada@example.com").await;
+    app.ping().await;
+    app.get("/forget_code?email=ada@example.com")
+        .await
+        .expect(204);
+    let code = app.last_code("ada@example.com");
+    let wrong = crate::support::other_than(&code);
+    let mut i = 0;
+    // Fifty addresses: no back-off binds, only the code's own tries.
+    let answers = app
+        .race(50, |b| {
+            i += 1;
+            b.set_ip(&format!("198.51.100.{i}"));
+            let body = json!({ "email": "ada@example.com", "code": wrong, "password": "a stranger's passphrase" });
+            async move { answer(b.post("/forget_reset", body).await) }
+        })
+        .await;
+    assert_eq!(split(&answers, "INVALID_CODE"), (50, 0));
+    let max = app.state.config.limits.guessing.code_attempts as u64;
+    assert_eq!(app.comparisons(), max, "{answers:?}");
+    // The tries are spent: the right code is not even compared now.
+    let owner = app.browser_at("203.0.113.99");
+    owner.ping().await;
+    owner
+        .post(
+            "/forget_reset",
+            json!({ "email": "ada@example.com", "code": code, "password": "the owner's passphrase" }),
+        )
+        .await
+        .expect_error(400, "INVALID_CODE", "code");
+    assert_eq!(app.comparisons(), max);
+    app.login("ada@example.com", PASSWORD).await.expect(204);
 }

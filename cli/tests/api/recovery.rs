@@ -54,11 +54,9 @@ async fn reset_sets_the_password_and_ends_every_session() {
         b.get("/verify").await.expect(401);
         b.get("/user").await.expect(401);
     }
-    app.login("ada@example.com", PASSWORD).await.expect_error(
-        400,
-        "INVALID_CREDENTIALS",
-        "incorrect",
-    );
+    app.login("ada@example.com", PASSWORD)
+        .await
+        .expect_error(400, "AUTH_INCORRECT", "incorrect");
     app.login("ada@example.com", NEW_PASSWORD).await.expect(204);
     app.get("/verify").await.expect(204);
     let stored = app.user(&user.id).await;
@@ -118,6 +116,8 @@ async fn wrong_code_is_refused_and_the_right_one_still_works() {
             .expect_error(400, "INVALID_CODE", "code");
     }
     app.login("ada@example.com", NEW_PASSWORD).await.expect(400);
+    // Those were five failures on the account from this address: 1 s to wait.
+    app.advance(1);
     reset(&app, "ada@example.com", &code, NEW_PASSWORD)
         .await
         .expect(204);
@@ -134,9 +134,18 @@ async fn five_wrong_tries_spend_the_code() {
             .await
             .expect_error(400, "INVALID_CODE", "code");
     }
+    // The failures back this address off (1 s, then 2 s); the right code,
+    // tried after that, is spent and not even compared.
+    reset(&app, "ada@example.com", &code, NEW_PASSWORD)
+        .await
+        .expect_error(400, "AUTH_MANY_INCORRECT", "retry in 1 s");
+    app.advance(1);
+    let compared = app.comparisons();
     reset(&app, "ada@example.com", &code, NEW_PASSWORD)
         .await
         .expect_error(400, "INVALID_CODE", "code");
+    assert_eq!(app.comparisons(), compared);
+    app.advance(2);
     app.login("ada@example.com", PASSWORD).await.expect(204);
 }
 

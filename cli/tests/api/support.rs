@@ -289,6 +289,13 @@ impl TestApp {
         *self.ip.lock().unwrap() = ip.into();
     }
 
+    /// A fresh browser on the same server from address `ip`.
+    pub fn browser_at(&self, ip: &str) -> TestApp {
+        let browser = self.new_browser();
+        browser.set_ip(ip);
+        browser
+    }
+
     pub fn cookie(&self, name: &str) -> Option<String> {
         self.jar.lock().unwrap().get(name).cloned()
     }
@@ -424,6 +431,18 @@ impl TestApp {
             .last_to(recipient)
             .unwrap_or_else(|| panic!("nothing was sent to {recipient}"));
         shared::codes::code_in(&text).expect("the message carries a code")
+    }
+
+    /// Passwords verified so far (Argon2 runs), on this server.
+    pub fn verifications(&self) -> u64 {
+        self.state.passwords.verifications()
+    }
+
+    /// One-time codes compared so far, on this server.
+    pub fn comparisons(&self) -> u64 {
+        self.state
+            .code_comparisons
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// DynamoDB calls so far (AWS backend only).

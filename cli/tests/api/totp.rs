@@ -270,7 +270,7 @@ async fn login_accepts_one_step_either_side_and_no_further() {
         if !near.contains(&far) {
             totp_login(&device, "ada@example.com", &far)
                 .await
-                .expect_error(400, "INVALID_CREDENTIALS", "incorrect");
+                .expect_error(400, "AUTH_INCORRECT", "incorrect");
         }
     }
     device.get("/verify").await.expect(401);
@@ -304,14 +304,14 @@ async fn a_code_is_never_accepted_twice() {
     let thief = app.new_browser();
     thief.ping().await;
     let replay = totp_login(&thief, "ada@example.com", &current).await;
-    replay.expect_error(400, "INVALID_CREDENTIALS", "incorrect");
+    replay.expect_error(400, "AUTH_INCORRECT", "incorrect");
     assert!(replay.set_cookie("TOKEN").is_none());
     // An earlier step, though inside the window, is older than the last one used.
     let earlier = code(&secret, s - 1);
     if earlier != current {
         totp_login(&thief, "ada@example.com", &earlier)
             .await
-            .expect_error(400, "INVALID_CREDENTIALS", "incorrect");
+            .expect_error(400, "AUTH_INCORRECT", "incorrect");
     }
     thief.get("/verify").await.expect(401);
     assert_eq!(app.user(&user.id).await.totp.unwrap().last_step, s);
@@ -332,7 +332,7 @@ async fn steps_used_to_bind_cannot_sign_in() {
     for step in [s, s - 1] {
         totp_login(&b, "ada@example.com", &code(&secret, step))
             .await
-            .expect_error(400, "INVALID_CREDENTIALS", "incorrect");
+            .expect_error(400, "AUTH_INCORRECT", "incorrect");
     }
     b.get("/verify").await.expect(401);
     totp_login(&b, "ada@example.com", &code(&secret, s + 1))
@@ -354,12 +354,12 @@ async fn wrong_code_unknown_email_and_no_totp_answer_alike() {
     let b = app.new_browser();
     b.ping().await;
     let wrong = totp_login(&b, "ada@example.com", &wrong_code).await;
-    wrong.expect_error(400, "INVALID_CREDENTIALS", "incorrect");
+    wrong.expect_error(400, "AUTH_INCORRECT", "incorrect");
     let right_code = code(&secret, s + 1);
     let unknown = totp_login(&b, "nobody@example.com", &right_code).await;
-    unknown.expect_error(400, "INVALID_CREDENTIALS", "incorrect");
+    unknown.expect_error(400, "AUTH_INCORRECT", "incorrect");
     let no_totp = totp_login(&b, "bob@example.com", &right_code).await;
-    no_totp.expect_error(400, "INVALID_CREDENTIALS", "incorrect");
+    no_totp.expect_error(400, "AUTH_INCORRECT", "incorrect");
     assert_eq!(wrong.text, unknown.text);
     assert_eq!(wrong.text, no_totp.text);
     b.get("/verify").await.expect(401);
@@ -371,7 +371,7 @@ async fn wrong_code_unknown_email_and_no_totp_answer_alike() {
 
 #[tokio::test]
 async fn malformed_login_fields_are_named() {
-    let (app, user, _) = bound().await;
+    let (app, user, secret) = bound().await;
     for (body, field) in [
         (
             json!({ "email": "not-an-email", "code": "123456" }),
@@ -396,7 +396,20 @@ async fn malformed_login_fields_are_named() {
             .await
             .expect_error(400, "INVALID_FIELD", field);
     }
-    assert_eq!(app.user(&user.id).await.failures, 0);
+    // None of them took a guessing slot: the five a device may try at once are all there.
+    let s = step0();
+    let wrong = &none_of(&[
+        &code(&secret, s - 1),
+        &code(&secret, s),
+        &code(&secret, s + 1),
+    ]);
+    for _ in 0..5 {
+        totp_login(&app, "ada@example.com", wrong).await.expect(400);
+    }
+    totp_login(&app, "ada@example.com", wrong)
+        .await
+        .expect_error(400, "AUTH_MANY_INCORRECT", "retry");
+    assert_eq!(app.user(&user.id).await.sessions, 1);
 }
 
 #[tokio::test]
@@ -405,27 +418,57 @@ async fn failures_back_the_account_off() {
     let s = step0();
     let right = code(&secret, step0() + 1);
     let wrong = none_of(&[&code(&secret, s - 1), &code(&secret, s), &right]);
-    let b = app.new_browser();
-    b.ping().await;
+    // A browser that signed in before: its own back-off counts its tries.
+    let b = app.signed_in_as("ada@example.com").await;
+    b.post("/logout", json!({})).await.expect(204);
     for _ in 0..5 {
         totp_login(&b, "ada@example.com", &wrong)
             .await
-            .expect_error(400, "INVALID_CREDENTIALS", "incorrect");
+            .expect_error(400, "AUTH_INCORRECT", "incorrect");
     }
-    assert_eq!(app.user(&user.id).await.failures, 5);
-    // Locked for 1 s: even the right code waits, and so do the other methods.
+    // 1 s to wait: even the right code waits, and so do the other methods.
     let r = totp_login(&b, "ada@example.com", &right).await;
-    r.expect_error(429, "RATE_LIMITED", "retry");
+    r.expect_error(400, "AUTH_MANY_INCORRECT", "retry in 1 s");
     assert_eq!(r.headers["retry-after"], "1");
     b.login("ada@example.com", PASSWORD)
         .await
-        .expect_error(429, "RATE_LIMITED", "retry");
+        .expect_error(400, "AUTH_MANY_INCORRECT", "retry");
     b.get("/verify").await.expect(401);
 
     app.advance(1);
     totp_login(&b, "ada@example.com", &right).await.expect(204);
-    let stored = app.user(&user.id).await;
-    assert_eq!((stored.failures, stored.locked_until), (0, 0));
+    assert_eq!(app.user(&user.id).await.sessions, 3);
+}
+
+#[tokio::test]
+async fn a_browser_without_the_device_cookie_has_five_guesses_a_day() {
+    let (app, user, secret) = bound().await;
+    let codes: Vec<String> = (step0() - 1..=step0() + 101)
+        .map(|s| code(&secret, s))
+        .collect();
+    let wrong = none_of(&codes.iter().map(String::as_str).collect::<Vec<_>>());
+    // Five strangers, each at its own address and well apart in time.
+    for i in 0..5 {
+        let b = app.browser_at(&format!("198.51.100.{i}"));
+        b.ping().await;
+        totp_login(&b, "ada@example.com", &wrong).await.expect(400);
+        app.advance(600);
+    }
+    let right = code(&secret, step0() + 100);
+    // No client without Ada's device cookie gets another guess today, the right code included.
+    let b = app.browser_at("198.51.100.200");
+    b.ping().await;
+    let r = totp_login(&b, "ada@example.com", &right).await;
+    r.expect_error(400, "AUTH_MANY_INCORRECT", "retry");
+    assert_eq!(
+        r.headers["retry-after"],
+        (86_400 - 5 * 600).to_string().as_str()
+    );
+    // Ada's own browser signs in with that code at once.
+    totp_login(&app, "ada@example.com", &right)
+        .await
+        .expect(204);
+    assert_eq!(app.user(&user.id).await.sessions, 2);
 }
 
 #[tokio::test]
@@ -439,7 +482,7 @@ async fn unbinding_stops_totp_login() {
     b.ping().await;
     totp_login(&b, "ada@example.com", &code(&secret, step0() + 1))
         .await
-        .expect_error(400, "INVALID_CREDENTIALS", "incorrect");
+        .expect_error(400, "AUTH_INCORRECT", "incorrect");
     b.get("/verify").await.expect(401);
     // Unbinding twice is harmless; the password still signs in.
     app.delete("/user/totp").await.expect(204);
@@ -455,15 +498,16 @@ async fn failures_per_ip_are_capped() {
     for i in 0..3 {
         totp_login(&app, &format!("spray{i}@example.com"), "123456")
             .await
-            .expect_error(400, "INVALID_CREDENTIALS", "incorrect");
+            .expect_error(400, "AUTH_INCORRECT", "incorrect");
     }
-    // The IP is over its cap: even Ada's right code waits, and is not used up.
+    // The IP is over its cap: a browser without Ada's device cookie waits
+    // even with her right code, which is not used up.
     let right = code(&secret, step0() + 1);
-    totp_login(&app, "ada@example.com", &right)
+    let b = app.new_browser();
+    b.ping().await;
+    totp_login(&b, "ada@example.com", &right)
         .await
-        .expect_error(429, "RATE_LIMITED", "retry");
-    app.set_ip("198.51.100.1");
-    totp_login(&app, "ada@example.com", &right)
-        .await
-        .expect(204);
+        .expect_error(400, "AUTH_MANY_INCORRECT", "retry");
+    b.set_ip("198.51.100.1");
+    totp_login(&b, "ada@example.com", &right).await.expect(204);
 }

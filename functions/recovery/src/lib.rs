@@ -7,10 +7,12 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use shared::codes::{self, Channel, Issue};
+use shared::device::Device;
 use shared::http::{Client, Json, Query};
 use shared::model::Purpose;
 use shared::secret::Secret;
-use shared::store::UserChange;
+use shared::store::{CodeRef, Lookup, UserChange};
+use shared::throttle::{self, Guess};
 use shared::{ApiError, ApiResult, AppState, password, validate};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
@@ -84,8 +86,10 @@ struct Reset {
     password: Secret<String>,
 }
 
-/// Sets a new password with a mailed code and ends every session of the account.
-/// The password is checked before the code, so a refused password spends nothing.
+/// Sets a new password with a mailed code, ends every session of the account
+/// and clears its guessing failures. The password is checked before the code,
+/// so a refused password spends nothing; the code's try is counted, with the
+/// client's guessing slots, before it is compared.
 #[utoipa::path(
     post,
     path = "/forget_reset",
@@ -94,11 +98,13 @@ struct Reset {
     request_body = Reset,
     responses(
         (status = 204, description = "The password is changed."),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `WEAK_PASSWORD`, `INVALID_CODE`."),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `WEAK_PASSWORD`, `INVALID_CODE`, `AUTH_MANY_INCORRECT` (a guessing limit; `Retry-After` says when to try again)."),
     )
 )]
 async fn forget_reset(
     State(state): State<AppState>,
+    client: Client,
+    device: Device,
     Json(body): Json<Reset>,
 ) -> ApiResult<StatusCode> {
     let email = validate::email("email", &body.email)?;
@@ -106,24 +112,38 @@ async fn forget_reset(
     if let Some(why) = password::policy_violation(body.password.expose()) {
         return Err(ApiError::WeakPassword(why));
     }
-    codes::redeem(
-        &state,
-        Purpose::PasswordReset,
-        &email.to_lowercase(),
-        None,
-        &code,
-    )
-    .await?;
-    let user = state
-        .store
-        .user_by_email(&email)
-        .await?
-        .ok_or(ApiError::InvalidCode)?;
+    let identifier = email.to_lowercase();
+    let guess = Guess {
+        account: Lookup::Email(&email),
+        ip: &client.ip,
+        device: device.0.as_ref(),
+        code: Some(CodeRef {
+            purpose: Purpose::PasswordReset,
+            subject: identifier.clone(),
+        }),
+        account_wide: false,
+    };
+    let began = throttle::begin(&state, guess).await?;
+    let (Some(user), Some(stored)) = (&began.user, &began.code) else {
+        return Err(ApiError::InvalidCode);
+    };
+    if !codes::matches(&state, stored, None, &code) {
+        return Err(ApiError::InvalidCode);
+    }
     let hash = state.passwords.hash(body.password.expose()).await?;
-    state
-        .store
-        .update_user(&user.id, UserChange::Password(hash), state.now())
-        .await?;
-    state.store.end_sessions(&user.id, None).await?;
+    let settle = began.settle.spending(stored);
+    let store = &*state.store;
+    if !store
+        .settle_change(user, UserChange::Password(hash), &settle, state.now())
+        .await?
+    {
+        return Err(ApiError::InvalidCode);
+    }
+    let mut identifiers = vec![identifier];
+    identifiers.extend(user.phone.clone());
+    tokio::try_join!(
+        store.end_sessions(&user.id, None),
+        store.clear_failures(&identifiers),
+    )?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,70 +1,84 @@
 //! The three ways to sign in (password, SMS code, TOTP code) and the SMS code
-//! for the second. Each goes through the same lockout gate and ends in [`sign_in`].
+//! for the second. Each takes its guessing slots first ([`throttle::begin`])
+//! and ends in [`sign_in`], which gives them back and leaves a device cookie.
 
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{StatusCode, header};
+use axum::response::{AppendHeaders, IntoResponse, Response};
 use serde::Deserialize;
-use shared::codes::{self, Channel, CodeError, Issue};
+use shared::codes::{self, Channel, Issue};
 use shared::crypto;
+use shared::device::{self, Device};
 use shared::http::{Client, Json, Query};
 use shared::model::{LoginMethod, LoginRecord, Purpose, Session, User};
 use shared::secret::Secret;
-use shared::store::Lookup;
-use shared::{ApiError, ApiResult, AppState, lockout, password, totp, validate};
+use shared::store::{CodeRef, Lookup, Settle};
+use shared::throttle::{self, Began, Guess};
+use shared::{ApiError, ApiResult, AppState, password, totp, validate};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::{no_content_with, token_cookie};
+use crate::token_cookie;
 
-/// One login attempt from a client on an account, through the lockout gate.
-struct Attempt<'a> {
-    state: &'a AppState,
-    client: &'a Client,
-    lookup: Lookup<'a>,
+/// Takes the slots of a sign-in attempt on `account` from this client.
+async fn begin(
+    state: &AppState,
+    client: &Client,
+    device: &Device,
+    account: Lookup<'_>,
+    code: Option<CodeRef>,
+) -> ApiResult<Began> {
+    let guess = Guess {
+        account,
+        ip: &client.ip,
+        device: device.0.as_ref(),
+        code,
+        account_wide: true,
+    };
+    Ok(throttle::begin(state, guess).await?)
 }
 
-impl Attempt<'_> {
-    /// The account, unless the IP or the account is locked out.
-    async fn begin(&self) -> ApiResult<Option<User>> {
-        let state = self.state;
-        let (store, limits, ip) = (&*state.store, &state.config.limits, &self.client.ip);
-        Ok(lockout::begin(store, limits, ip, self.lookup, state.now()).await?)
+/// Starts a session for `user` with what its attempt gives back, and sets its
+/// token and device cookies. A code or TOTP step a racing attempt used first
+/// makes it a failed attempt.
+async fn sign_in(
+    state: &AppState,
+    client: &Client,
+    device: &Device,
+    user: &User,
+    method: LoginMethod,
+    settle: Settle,
+) -> ApiResult<Response> {
+    if !user.active {
+        return Err(ApiError::AccountDisabled);
     }
-
-    /// Counts the failure, then answers with `error`.
-    async fn fail(&self, user: Option<&User>, error: ApiError) -> ApiResult<Response> {
-        let state = self.state;
-        let (store, limits, ip) = (&*state.store, &state.config.limits, &self.client.ip);
-        lockout::fail(store, limits, ip, user, self.lookup, state.now()).await?;
-        Err(error)
+    let now = state.now();
+    let session = Session {
+        user_id: user.id.clone(),
+        id: crypto::new_session_id(),
+        created_at: now,
+        expires_at: now + state.config.lifetimes.session,
+        ip: client.ip.clone(),
+        user_agent: client.user_agent.clone(),
+    };
+    let login = LoginRecord {
+        time: now,
+        ip: client.ip.clone(),
+        user_agent: client.user_agent.clone(),
+        method,
+    };
+    if !state.store.begin_session(&session, &login, &settle).await? {
+        return Err(ApiError::AuthIncorrect);
     }
-
-    /// Starts a session for `user` and sets its token cookie.
-    async fn sign_in(&self, user: &User, method: LoginMethod) -> ApiResult<Response> {
-        if !user.active {
-            return Err(ApiError::AccountDisabled);
-        }
-        let (state, client) = (self.state, self.client);
-        let now = state.now();
-        let session = Session {
-            user_id: user.id.clone(),
-            id: crypto::new_session_id(),
-            created_at: now,
-            expires_at: now + state.config.lifetimes.session,
-            ip: client.ip.clone(),
-            user_agent: client.user_agent.clone(),
-        };
-        let login = LoginRecord {
-            time: now,
-            ip: client.ip.clone(),
-            user_agent: client.user_agent.clone(),
-            method,
-        };
-        state.store.begin_session(&session, &login).await?;
-        let ttl = state.config.lifetimes.token;
-        let jwt = state.tokens.issue(&user.id, &session.id, now, ttl);
-        Ok(no_content_with(token_cookie(state, &jwt)))
-    }
+    let ttl = state.config.lifetimes.token;
+    let jwt = state.tokens.issue(&user.id, &session.id, now, ttl);
+    let cookies = AppendHeaders([
+        (header::SET_COOKIE, token_cookie(state, &jwt)),
+        (
+            header::SET_COOKIE,
+            device::cookie_after_sign_in(state, &user.id, device),
+        ),
+    ]);
+    Ok((StatusCode::NO_CONTENT, cookies).into_response())
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -81,15 +95,15 @@ pub(crate) struct PasswordLogin {
     description = "Signs in with email and password; sets the `TOKEN` cookie.",
     request_body = PasswordLogin,
     responses(
-        (status = 204, description = "Signed in; `Set-Cookie: TOKEN=...` (HttpOnly).",
-            headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CREDENTIALS`, `ACCOUNT_DISABLED`."),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off)."),
+        (status = 204, description = "Signed in; `Set-Cookie: TOKEN=...` and `DEVICE=...` (both HttpOnly).",
+            headers(("Set-Cookie" = String, description = "The `TOKEN` and `DEVICE` cookies"))),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `AUTH_INCORRECT`, `ACCOUNT_DISABLED`, `AUTH_MANY_INCORRECT` (a guessing limit; `Retry-After` says when to try again)."),
     )
 )]
 pub(crate) async fn login(
     State(state): State<AppState>,
     client: Client,
+    device: Device,
     Json(body): Json<PasswordLogin>,
 ) -> ApiResult<Response> {
     let email = validate::email("email", &body.email)?;
@@ -103,21 +117,15 @@ pub(crate) async fn login(
             "must be at most 128 characters",
         ));
     }
-    let attempt = Attempt {
-        state: &state,
-        client: &client,
-        lookup: Lookup::Email(&email),
-    };
-    let user = attempt.begin().await?;
-    let hash = user.as_ref().map(|u| &u.password);
+    let began = begin(&state, &client, &device, Lookup::Email(&email), None).await?;
+    let hash = began.user.as_ref().map(|u| &u.password);
     let ok = state.passwords.verify(password, hash).await;
-    match &user {
-        Some(u) if ok => attempt.sign_in(u, LoginMethod::Password).await,
-        _ => {
-            attempt
-                .fail(user.as_ref(), ApiError::InvalidCredentials)
-                .await
+    match &began.user {
+        Some(u) if ok => {
+            let method = LoginMethod::Password;
+            sign_in(&state, &client, &device, u, method, began.settle).await
         }
+        _ => Err(ApiError::AuthIncorrect),
     }
 }
 
@@ -181,33 +189,32 @@ pub(crate) struct SmsLogin {
     description = "Signs in with a code sent by SMS; sets the `TOKEN` cookie.",
     request_body = SmsLogin,
     responses(
-        (status = 204, description = "Signed in; `Set-Cookie: TOKEN=...` (HttpOnly).",
-            headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CODE`, `ACCOUNT_DISABLED`."),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off)."),
+        (status = 204, description = "Signed in; `Set-Cookie: TOKEN=...` and `DEVICE=...` (both HttpOnly).",
+            headers(("Set-Cookie" = String, description = "The `TOKEN` and `DEVICE` cookies"))),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `AUTH_INCORRECT`, `ACCOUNT_DISABLED`, `AUTH_MANY_INCORRECT` (a guessing limit; `Retry-After` says when to try again)."),
     )
 )]
 pub(crate) async fn sms_login(
     State(state): State<AppState>,
     client: Client,
+    device: Device,
     Json(body): Json<SmsLogin>,
 ) -> ApiResult<Response> {
     let phone = validate::phone("phone", &body.phone)?;
     let code = validate::code("code", body.code.expose())?;
-    let attempt = Attempt {
-        state: &state,
-        client: &client,
-        lookup: Lookup::Phone(&phone),
+    let presented = CodeRef {
+        purpose: Purpose::SmsLogin,
+        subject: phone.clone(),
     };
-    let user = attempt.begin().await?;
-    let redeemed = codes::redeem(&state, Purpose::SmsLogin, &phone, None, &code).await;
-    match (redeemed, &user) {
-        (Ok(_), Some(u)) => attempt.sign_in(u, LoginMethod::Sms).await,
-        (Ok(_), None) | (Err(CodeError::Rejected), _) => {
-            attempt.fail(user.as_ref(), ApiError::InvalidCode).await
-        }
-        (Err(e), _) => Err(e.into()),
+    let lookup = Lookup::Phone(&phone);
+    let began = begin(&state, &client, &device, lookup, Some(presented)).await?;
+    if let (Some(u), Some(stored)) = (&began.user, &began.code)
+        && codes::matches(&state, stored, None, &code)
+    {
+        let settle = began.settle.spending(stored);
+        return sign_in(&state, &client, &device, u, LoginMethod::Sms, settle).await;
     }
+    Err(ApiError::AuthIncorrect)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -227,35 +234,27 @@ pub(crate) struct TotpLogin {
     description = "Signs in with email and a TOTP code; sets the `TOKEN` cookie.",
     request_body = TotpLogin,
     responses(
-        (status = 204, description = "Signed in; `Set-Cookie: TOKEN=...` (HttpOnly).",
-            headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CREDENTIALS`, `ACCOUNT_DISABLED`."),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off)."),
+        (status = 204, description = "Signed in; `Set-Cookie: TOKEN=...` and `DEVICE=...` (both HttpOnly).",
+            headers(("Set-Cookie" = String, description = "The `TOKEN` and `DEVICE` cookies"))),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `AUTH_INCORRECT`, `ACCOUNT_DISABLED`, `AUTH_MANY_INCORRECT` (a guessing limit; `Retry-After` says when to try again)."),
     )
 )]
 pub(crate) async fn totp_login(
     State(state): State<AppState>,
     client: Client,
+    device: Device,
     Json(body): Json<TotpLogin>,
 ) -> ApiResult<Response> {
     let email = validate::email("email", &body.email)?;
     let code = validate::code("code", body.code.expose())?;
-    let attempt = Attempt {
-        state: &state,
-        client: &client,
-        lookup: Lookup::Email(&email),
-    };
-    let user = attempt.begin().await?;
-    let now = state.now();
-    if let Some(u) = &user
+    let began = begin(&state, &client, &device, Lookup::Email(&email), None).await?;
+    if let Some(u) = &began.user
         && let Some(t) = &u.totp
-        && let Some(step) = totp::matching_step(t.secret.expose(), &code, now)
+        && let Some(step) = totp::matching_step(t.secret.expose(), &code, state.now())
         && step > t.last_step
-        && state.store.advance_totp(&u.id, step).await?
     {
-        return attempt.sign_in(u, LoginMethod::Totp).await;
+        let settle = began.settle.at_step(step);
+        return sign_in(&state, &client, &device, u, LoginMethod::Totp, settle).await;
     }
-    attempt
-        .fail(user.as_ref(), ApiError::InvalidCredentials)
-        .await
+    Err(ApiError::AuthIncorrect)
 }

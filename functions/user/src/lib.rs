@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use shared::http::Auth;
 use shared::model::User;
-use shared::store::{StoreError, UserChange};
+use shared::store::{Settle, StoreError, UserChange};
 use shared::{ApiError, ApiResult, AppState};
 use utoipa::OpenApi;
 
@@ -62,6 +62,27 @@ async fn load(state: &AppState, auth: &Auth) -> ApiResult<User> {
         .user(&auth.user_id)
         .await?
         .ok_or(ApiError::SessionEnded)
+}
+
+/// Applies one change to `user` with what a successful guess gives back: 204,
+/// `INVALID_CODE` when the guess's code was spent meanwhile, or the field it
+/// conflicts on.
+async fn settle_change(
+    state: &AppState,
+    user: &User,
+    change: UserChange,
+    settle: &Settle,
+) -> ApiResult<StatusCode> {
+    match state
+        .store
+        .settle_change(user, change, settle, state.now())
+        .await
+    {
+        Ok(true) => Ok(StatusCode::NO_CONTENT),
+        Ok(false) => Err(ApiError::InvalidCode),
+        Err(StoreError::NoSuchUser) => Err(ApiError::SessionEnded),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Applies one change to the signed-in account: 204, or the field it conflicts on.

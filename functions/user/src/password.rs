@@ -3,13 +3,15 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
+use shared::device::Device;
 use shared::http::{Auth, Client, Json};
 use shared::secret::Secret;
 use shared::store::{Lookup, UserChange};
-use shared::{ApiError, ApiResult, AppState, lockout, password};
+use shared::throttle::{self, Guess};
+use shared::{ApiError, ApiResult, AppState, password};
 use utoipa::ToSchema;
 
-use crate::{change, load};
+use crate::settle_change;
 
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct SetPassword {
@@ -21,8 +23,9 @@ pub(crate) struct SetPassword {
     password: Secret<String>,
 }
 
-/// Changes the password after checking the old one (throttled like a login),
-/// and ends every other session of the account.
+/// Changes the password after checking the old one (a guess like a sign-in's,
+/// counted under the account's email before it is checked), and ends every
+/// other session of the account.
 #[utoipa::path(
     post,
     path = "/user/password",
@@ -32,34 +35,37 @@ pub(crate) struct SetPassword {
     security(("token" = [])),
     responses(
         (status = 204, description = "Changed."),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `WEAK_PASSWORD`, `WRONG_PASSWORD`."),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off)."),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `WEAK_PASSWORD`, `WRONG_PASSWORD`, `AUTH_MANY_INCORRECT` (a guessing limit; `Retry-After` says when to try again)."),
     )
 )]
 pub(crate) async fn set_password(
     State(state): State<AppState>,
     auth: Auth,
     client: Client,
+    device: Device,
     Json(body): Json<SetPassword>,
 ) -> ApiResult<StatusCode> {
     if let Some(why) = password::policy_violation(body.password.expose()) {
         return Err(ApiError::WeakPassword(why));
     }
-    let user = load(&state, &auth).await?;
-    let (store, limits) = (&*state.store, &state.config.limits);
-    lockout::check_user(store, limits, &client.ip, &user, state.now()).await?;
+    let guess = Guess {
+        account: Lookup::Id(&auth.user_id),
+        ip: &client.ip,
+        device: device.0.as_ref(),
+        code: None,
+        account_wide: true,
+    };
+    let began = throttle::begin(&state, guess).await?;
+    let user = began.user.ok_or(ApiError::SessionEnded)?;
     if !state
         .passwords
         .verify(body.old.expose(), Some(&user.password))
         .await
     {
-        let lookup = Lookup::Email(&user.email);
-        let now = state.now();
-        lockout::fail(store, limits, &client.ip, Some(&user), lookup, now).await?;
         return Err(ApiError::WrongPassword);
     }
     let hash = state.passwords.hash(body.password.expose()).await?;
-    change(&state, &auth, UserChange::Password(hash)).await?;
+    settle_change(&state, &user, UserChange::Password(hash), &began.settle).await?;
     state
         .store
         .end_sessions(&auth.user_id, Some(&auth.session_id))

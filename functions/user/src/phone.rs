@@ -4,14 +4,16 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use shared::codes::{self, Channel, Issue};
+use shared::device::Device;
 use shared::http::{Auth, Client, Json, Query};
 use shared::model::Purpose;
 use shared::secret::Secret;
-use shared::store::UserChange;
+use shared::store::{CodeRef, Lookup, UserChange};
+use shared::throttle::{self, Guess};
 use shared::{ApiError, ApiResult, AppState, validate};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::change;
+use crate::settle_change;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -78,17 +80,35 @@ pub(crate) struct BindPhone {
     security(("token" = [])),
     responses(
         (status = 204, description = "Bound."),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CODE`, `PHONE_TAKEN`."),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CODE`, `PHONE_TAKEN`, `AUTH_MANY_INCORRECT` (a guessing limit; `Retry-After` says when to try again)."),
     )
 )]
 pub(crate) async fn bind_phone(
     State(state): State<AppState>,
     auth: Auth,
+    client: Client,
+    device: Device,
     Json(body): Json<BindPhone>,
 ) -> ApiResult<StatusCode> {
     let phone = validate::phone("phone", &body.phone)?;
     let code = validate::code("code", body.code.expose())?;
-    let subject = &auth.user_id;
-    codes::redeem(&state, Purpose::PhoneBind, subject, Some(&phone), &code).await?;
-    change(&state, &auth, UserChange::Phone(Some(phone))).await
+    let guess = Guess {
+        account: Lookup::Id(&auth.user_id),
+        ip: &client.ip,
+        device: device.0.as_ref(),
+        code: Some(CodeRef {
+            purpose: Purpose::PhoneBind,
+            subject: auth.user_id.clone(),
+        }),
+        account_wide: false,
+    };
+    let began = throttle::begin(&state, guess).await?;
+    let user = began.user.as_ref().ok_or(ApiError::SessionEnded)?;
+    match &began.code {
+        Some(stored) if codes::matches(&state, stored, Some(&phone), &code) => {
+            let settle = began.settle.spending(stored);
+            settle_change(&state, user, UserChange::Phone(Some(phone)), &settle).await
+        }
+        _ => Err(ApiError::InvalidCode),
+    }
 }

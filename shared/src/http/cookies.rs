@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use crate::config::{Config, SameSite};
 
 pub const TOKEN: &str = "TOKEN";
+pub const DEVICE: &str = "DEVICE";
 pub const XSRF_SALT: &str = "XSRF-SALT";
 pub const XSRF_TOKEN: &str = "XSRF-TOKEN";
 
@@ -29,11 +30,28 @@ pub fn get<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 /// own for the console's site. Deleting it needs the same attribute, so it is
 /// set whatever `max_age` is.
 pub fn set(config: &Config, name: &str, value: &str, max_age: i64, http_only: bool) -> HeaderValue {
+    build(config, name, value, max_age, http_only, true)
+}
+
+/// [`set`] without `Domain` whatever `COOKIE_DOMAIN` says: an HttpOnly cookie
+/// no sibling host needs (the device cookie).
+pub fn set_host_only(config: &Config, name: &str, value: &str, max_age: i64) -> HeaderValue {
+    build(config, name, value, max_age, true, false)
+}
+
+fn build(
+    config: &Config,
+    name: &str,
+    value: &str,
+    max_age: i64,
+    http_only: bool,
+    domain: bool,
+) -> HeaderValue {
     let mut cookie = format!(
         "{name}={value}; Path=/; Max-Age={max_age}; SameSite={}",
         config.cookie_same_site.as_str()
     );
-    if !config.cookie_domain.is_empty() {
+    if domain && !config.cookie_domain.is_empty() {
         cookie.push_str("; Domain=");
         cookie.push_str(&config.cookie_domain);
     }
@@ -73,6 +91,21 @@ mod tests {
         assert_eq!(
             v,
             "TOKEN=x; Path=/; Max-Age=60; SameSite=Strict; HttpOnly; Secure"
+        );
+    }
+
+    #[test]
+    fn host_only_cookies_ignore_the_domain() {
+        let c = Config::from_vars(&[("COOKIE_DOMAIN", "example.com")]).unwrap();
+        assert!(
+            set(&c, "XSRF-TOKEN", "x", 60, false)
+                .to_str()
+                .unwrap()
+                .contains("Domain=")
+        );
+        assert_eq!(
+            set_host_only(&c, DEVICE, "x", 60),
+            "DEVICE=x; Path=/; Max-Age=60; SameSite=Lax; HttpOnly; Secure"
         );
     }
 

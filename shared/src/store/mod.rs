@@ -4,19 +4,19 @@
 pub mod dynamo;
 pub mod embedded;
 mod records;
+pub mod slots;
 
 /// The store's traits, for code that calls a backend by its concrete type.
 pub mod prelude {
-    pub use super::{Accounts, Codes, Limits, Lockouts, Sessions, Store};
+    pub use super::{Accounts, Codes, Guesses, Limits, Sessions, Store};
 }
 
 use async_trait::async_trait;
 
 use crate::clock::Timestamp;
-use crate::model::{
-    Backoff, Code, FailureKey, Lockout, LoginRecord, Purpose, Rule, Session, Totp, User,
-};
+use crate::model::{Code, LoginRecord, Purpose, Rule, Session, Totp, User};
 use crate::secret::Secret;
+pub use slots::{Attempt, BucketKey, CodeRef, Lane, Refused, Seen, Settle, Taken};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -93,31 +93,47 @@ pub enum Redemption {
     Rejected,
 }
 
-/// How a login attempt names its account.
+/// How an attempt names its account.
 #[derive(Debug, Clone, Copy)]
 pub enum Lookup<'a> {
     Email(&'a str),
     Phone(&'a str),
+    /// The signed-in account.
+    Id(&'a str),
 }
 
 impl Lookup<'_> {
-    /// The identifier failures of an unknown account are counted under.
-    pub fn identifier(&self) -> String {
+    /// The identifier the attempt's failures are counted under, known or not:
+    /// the lowercased email or the phone. For an account named by id, its
+    /// lowercased email, known once it is read.
+    pub fn identifier(&self) -> Option<String> {
         match self {
-            Lookup::Email(e) => e.to_lowercase(),
-            Lookup::Phone(p) => p.to_string(),
+            Lookup::Email(e) => Some(e.to_lowercase()),
+            Lookup::Phone(p) => Some(p.to_string()),
+            Lookup::Id(_) => None,
         }
     }
 }
 
-/// What a login attempt must know before it checks a secret.
+/// What an attempt at a secret reads first, in one round trip where the backend allows.
 #[derive(Debug, Clone)]
-pub struct LoginSubject {
+pub struct Opening<'a> {
+    pub account: Lookup<'a>,
+    /// The account a device cookie names, read along in case it is the same.
+    pub device_user: Option<&'a str>,
+    /// The buckets the attempt may count in (none when the identifier is not known yet).
+    pub buckets: Vec<BucketKey>,
+    pub code: Option<&'a CodeRef>,
+}
+
+/// What the first read found.
+#[derive(Debug, Default)]
+pub struct Opened {
+    /// The account's id, when it exists.
+    pub user_id: Option<String>,
+    /// The account, when the read could fetch it too.
     pub user: Option<User>,
-    /// The account's lockout, or the unknown identifier's.
-    pub lockout: Lockout,
-    /// Whether the client IP is under its failure cap.
-    pub ip: Decision,
+    pub seen: Seen,
 }
 
 /// Whether a limiter let a hit through.
@@ -127,7 +143,7 @@ pub enum Decision {
     Refused { retry_after: i64 },
 }
 
-/// Accounts with their uniqueness guards, and the TOTP step each one last accepted.
+/// Accounts with their uniqueness guards.
 #[async_trait]
 pub trait Accounts: Send + Sync {
     /// Adds an account; fails with [`StoreError::Taken`] when its email or phone is in use.
@@ -139,29 +155,46 @@ pub trait Accounts: Send + Sync {
     async fn users(&self) -> StoreResult<Vec<User>>;
     /// Applies one change, moving email and phone guards in the same transaction.
     async fn update_user(&self, id: &str, change: UserChange, now: Timestamp) -> StoreResult<()>;
-    /// Moves a user's last accepted TOTP step forward; `false` if `step` is not newer.
-    async fn advance_totp(&self, user_id: &str, step: u64) -> StoreResult<bool>;
 }
 
-/// Consecutive login failures: an account's, or an unknown identifier's.
+/// Slots taken by attempts at secrets ([`slots`]), and what a success gives back.
 #[async_trait]
-pub trait Lockouts: Send + Sync {
-    /// Counts one more consecutive failure and returns the resulting lockout.
-    async fn record_failure(
+pub trait Guesses: Send + Sync {
+    /// Takes the slots of `attempt`, and one try of its code, in one atomic
+    /// operation; or, when a bucket refuses, takes none. `seen` is what this
+    /// request's first read found (DynamoDB starts its optimistic write from it).
+    async fn take_slots(
         &self,
-        key: &FailureKey,
-        backoff: &Backoff,
+        attempt: &Attempt,
+        seen: Seen,
         now: Timestamp,
-    ) -> StoreResult<Lockout>;
-    /// The lockout of an identifier without an account (accounts carry theirs).
-    async fn unknown_lockout(&self, identifier: &str, now: Timestamp) -> StoreResult<Lockout>;
+    ) -> StoreResult<Result<Taken, Refused>>;
+    /// Applies `change` to `user` with what a successful attempt gives back, in
+    /// one atomic write; `false` (and nothing written) when the code it spends
+    /// was spent meanwhile.
+    async fn settle_change(
+        &self,
+        user: &User,
+        change: UserChange,
+        settle: &Settle,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Forgets every failure counted on these identifiers (a password reset).
+    async fn clear_failures(&self, identifiers: &[String]) -> StoreResult<()>;
 }
 
 /// Signed-in devices.
 #[async_trait]
 pub trait Sessions: Send + Sync {
-    /// Records a login: stores the session, appends history, counts it, clears failures.
-    async fn begin_session(&self, session: &Session, login: &LoginRecord) -> StoreResult<()>;
+    /// Records a login with what its attempt gives back: stores the session,
+    /// sets history, counts it. `false` (and nothing written) when the code it
+    /// spends was spent, or its TOTP step used, by a racing attempt.
+    async fn begin_session(
+        &self,
+        session: &Session,
+        login: &LoginRecord,
+        settle: &Settle,
+    ) -> StoreResult<bool>;
     /// A live session (expired ones read as `None`).
     async fn session(
         &self,
@@ -206,8 +239,6 @@ pub trait Codes: Send + Sync {
 pub trait Limits: Send + Sync {
     /// Counts a hit on a limiter key if the rule allows it.
     async fn hit(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<Decision>;
-    /// Whether a hit would be allowed, without counting one.
-    async fn peek(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<Decision>;
     /// Takes back the last hit (its message was never sent), so a retry is not blocked.
     async fn unhit(&self, key: &str, now: Timestamp) -> StoreResult<()>;
 }
@@ -215,24 +246,20 @@ pub trait Limits: Send + Sync {
 /// The whole store, as the handlers hold it (`Arc<dyn Store>`): one trait per
 /// aggregate, and the one read that spans them.
 #[async_trait]
-pub trait Store: Accounts + Lockouts + Sessions + Codes + Limits + 'static {
-    /// Everything a login needs first, in as few round trips as the backend allows.
-    async fn login_subject(
-        &self,
-        lookup: Lookup<'_>,
-        ip_key: &str,
-        ip_rule: &Rule,
-        now: Timestamp,
-    ) -> StoreResult<LoginSubject> {
-        let user = match lookup {
+pub trait Store: Accounts + Guesses + Sessions + Codes + Limits + 'static {
+    /// What an attempt at a secret needs first, in as few round trips as the
+    /// backend allows. This default reads the account only: a backend whose
+    /// [`Guesses::take_slots`] reads the buckets itself needs nothing more.
+    async fn open_attempt(&self, opening: &Opening<'_>, _now: Timestamp) -> StoreResult<Opened> {
+        let user = match opening.account {
             Lookup::Email(e) => self.user_by_email(e).await?,
             Lookup::Phone(p) => self.user_by_phone(p).await?,
+            Lookup::Id(id) => self.user(id).await?,
         };
-        let lockout = match &user {
-            Some(u) => u.lockout(),
-            None => self.unknown_lockout(&lookup.identifier(), now).await?,
-        };
-        let ip = self.peek(ip_key, ip_rule, now).await?;
-        Ok(LoginSubject { user, lockout, ip })
+        Ok(Opened {
+            user_id: user.as_ref().map(|u| u.id.clone()),
+            user,
+            seen: Seen::default(),
+        })
     }
 }

@@ -1,14 +1,11 @@
-//! Records both backends keep alike: limiter windows and the failures of
-//! identifiers that have no account, each with the time it stops mattering.
+//! Records both backends keep alike: limiter windows and guessing buckets,
+//! each with the time it stops mattering.
 
 use serde::{Deserialize, Serialize};
 
 use super::Decision;
 use crate::clock::Timestamp;
-use crate::model::{Code, Lockout, RateState, Rule, Session};
-
-/// How long failures of an identifier without an account are remembered.
-pub(super) const UNKNOWN_FAILURE_MEMORY: i64 = 86_400;
+use crate::model::{Code, RateState, Rule, Session};
 
 /// A record with the time after which it reads as absent. Flat, so that
 /// DynamoDB's TTL and conditional updates see `expires_at` beside the fields.
@@ -21,8 +18,20 @@ pub(super) struct Expiring<T> {
 
 /// A limiter key's window.
 pub(super) type RateRecord = Expiring<RateState>;
-/// The failures of an identifier that has no account.
-pub(super) type FailureRecord = Expiring<Lockout>;
+
+/// A guessing bucket ([`super::slots`]): its state, the version every write
+/// moves on (DynamoDB writes it only if still at the version it read), the
+/// write (`op`) that put it there, and when it stops mattering.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Bucket<T> {
+    #[serde(flatten)]
+    pub state: T,
+    #[serde(default)]
+    pub ver: u64,
+    #[serde(default)]
+    pub op: String,
+    pub expires_at: Timestamp,
+}
 
 impl<T: Default> Expiring<T> {
     /// The record if it is still live, else a fresh one.

@@ -30,11 +30,9 @@ async fn password_change_keeps_this_session_and_ends_the_others() {
 
     let b = app.new_browser();
     b.ping().await;
-    b.login("ada@example.com", PASSWORD).await.expect_error(
-        400,
-        "INVALID_CREDENTIALS",
-        "incorrect",
-    );
+    b.login("ada@example.com", PASSWORD)
+        .await
+        .expect_error(400, "AUTH_INCORRECT", "incorrect");
     b.login("ada@example.com", NEW_PASSWORD).await.expect(204);
 }
 
@@ -68,15 +66,21 @@ async fn guessing_the_old_password_backs_off() {
         .await
         .expect_error(400, "WRONG_PASSWORD", "old");
     }
-    // Now even the right old password has to wait.
+    // Now even the right old password has to wait, unchecked; and the
+    // guesses count as sign-in failures of the account, from this device.
+    let before = app.verifications();
     let r = app
         .post(
             "/user/password",
             json!({ "old": PASSWORD, "password": NEW_PASSWORD }),
         )
         .await;
-    r.expect_error(429, "RATE_LIMITED", "retry");
+    r.expect_error(400, "AUTH_MANY_INCORRECT", "retry in 1 s");
     assert_eq!(r.headers["retry-after"], "1");
+    assert_eq!(app.verifications(), before);
+    app.login("ada@example.com", PASSWORD)
+        .await
+        .expect_error(400, "AUTH_MANY_INCORRECT", "retry");
     app.advance(1);
     app.post(
         "/user/password",

@@ -80,9 +80,16 @@ async fn five_wrong_codes_spend_it() {
             .await
             .expect_error(400, "INVALID_CODE", "code");
     }
+    // Five failures back this device off for 1 s; then the right code is spent.
+    bind(&app, PHONE, &code)
+        .await
+        .expect_error(400, "AUTH_MANY_INCORRECT", "retry in 1 s");
+    app.advance(1);
+    let compared = app.comparisons();
     bind(&app, PHONE, &code)
         .await
         .expect_error(400, "INVALID_CODE", "code");
+    assert_eq!(app.comparisons(), compared, "a spent code is not compared");
     assert_eq!(app.get("/user").await.body["phone"], "");
 }
 

@@ -3,13 +3,14 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, Update};
 
+use super::guesses::Committed;
 use super::items::{
     Guard, Item, email_key, from_item, n, phone_key, s, to_item, to_value, user_key,
 };
 use super::{ConditionalResult, DynamoStore, Write, failed};
 use crate::clock::Timestamp;
 use crate::model::User;
-use crate::store::{Accounts, StoreError, StoreResult, Unique, UserChange};
+use crate::store::{Accounts, Settle, StoreError, StoreResult, Unique, UserChange};
 
 impl DynamoStore {
     async fn user_via_guard(&self, guard: Item) -> StoreResult<Option<User>> {
@@ -42,6 +43,44 @@ impl DynamoStore {
         updated.map(|_| ()).map_err(|_| StoreError::NoSuchUser)
     }
 
+    /// Applies `change` to `user` (as read) with what `settle` gives back, in
+    /// one transaction; `false` when `settle`'s code was spent meanwhile.
+    pub(super) async fn change_user(
+        &self,
+        user: &User,
+        change: UserChange,
+        settle: &Settle,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let (attr, value) = match change {
+            UserChange::Email(email) => {
+                let old = Some(user.email.clone());
+                return self
+                    .move_guard(user, Unique::Email, old, Some(email), now, settle)
+                    .await;
+            }
+            UserChange::Phone(phone) => {
+                let old = user.phone.clone();
+                return self
+                    .move_guard(user, Unique::Phone, old, phone, now, settle)
+                    .await;
+            }
+            other => profile_value(other)?,
+        };
+        let update = Update::builder()
+            .set_key(Some(user_key(&user.id)))
+            .update_expression("SET #a = :v, updated_at = :now")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#a", attr)
+            .expression_attribute_values(":v", value)
+            .expression_attribute_values(":now", n(now));
+        match self.commit(vec![Write::Update(update)], settle).await? {
+            Committed::Done => Ok(true),
+            Committed::Lost => Ok(false),
+            Committed::Refused(_) => Err(StoreError::NoSuchUser),
+        }
+    }
+
     /// Moves a uniqueness guard with the attribute it guards, in one transaction
     /// conditioned on the user still holding `old` (another change raced us otherwise).
     async fn move_guard(
@@ -51,7 +90,8 @@ impl DynamoStore {
         old: Option<String>,
         new: Option<String>,
         now: Timestamp,
-    ) -> StoreResult<()> {
+        settle: &Settle,
+    ) -> StoreResult<bool> {
         let (attr, guard_key): (&str, fn(&str) -> Item) = match what {
             Unique::Email => ("email", email_key),
             Unique::Phone => ("phone", phone_key),
@@ -95,15 +135,36 @@ impl DynamoStore {
                 writes.push(Write::Delete(Delete::builder().set_key(Some(guard_key(o)))));
             }
         }
-        match self.transact(writes).await? {
-            Ok(()) => Ok(()),
-            Err(c) if new_guard_at.is_some_and(|at| failed(&c, at)) => Err(StoreError::Taken(what)),
-            Err(c) if failed(&c, 0) => Err(StoreError::unavailable(
+        match self.commit(writes, settle).await? {
+            Committed::Done => Ok(true),
+            Committed::Lost => Ok(false),
+            Committed::Refused(c) if new_guard_at.is_some_and(|at| failed(&c, at)) => {
+                Err(StoreError::Taken(what))
+            }
+            Committed::Refused(c) if failed(&c, 0) => Err(StoreError::unavailable(
                 "the account changed meanwhile; try again",
             )),
-            Err(c) => Err(StoreError::unavailable(c)),
+            Committed::Refused(c) => Err(StoreError::unavailable(c)),
         }
     }
+}
+
+/// The profile attribute a change other than email or phone sets, and its value.
+fn profile_value(change: UserChange) -> StoreResult<(&'static str, AttributeValue)> {
+    Ok(match change {
+        UserChange::Name(v) => ("name", s(v)),
+        UserChange::Avatar(v) => ("avatar", s(v)),
+        UserChange::Password(v) => ("password", s(v.expose().clone())),
+        UserChange::Active(v) => ("active", AttributeValue::Bool(v)),
+        UserChange::Totp(v) => ("totp", to_value(&v)?),
+        UserChange::Lark(v) => ("lark", to_value(&v)?),
+        UserChange::Email(_) | UserChange::Phone(_) => {
+            return Err(StoreError::corrupt(
+                "change",
+                "guarded changes move a guard",
+            ));
+        }
+    })
 }
 
 #[async_trait]
@@ -173,44 +234,17 @@ impl Accounts for DynamoStore {
 
     async fn update_user(&self, id: &str, change: UserChange, now: Timestamp) -> StoreResult<()> {
         let (attr, value) = match change {
-            UserChange::Email(email) => {
+            UserChange::Email(_) | UserChange::Phone(_) => {
                 let user = self.user(id).await?.ok_or(StoreError::NoSuchUser)?;
-                let old = Some(user.email.clone());
-                return self
-                    .move_guard(&user, Unique::Email, old, Some(email), now)
-                    .await;
-            }
-            UserChange::Phone(phone) => {
-                let user = self.user(id).await?.ok_or(StoreError::NoSuchUser)?;
-                let old = user.phone.clone();
-                if old == phone {
+                if matches!(&change, UserChange::Phone(p) if *p == user.phone) {
                     return Ok(());
                 }
-                return self.move_guard(&user, Unique::Phone, old, phone, now).await;
+                let settle = Settle::default();
+                self.change_user(&user, change, &settle, now).await?;
+                return Ok(());
             }
-            UserChange::Name(v) => ("name", s(v)),
-            UserChange::Avatar(v) => ("avatar", s(v)),
-            UserChange::Password(v) => ("password", s(v.expose().clone())),
-            UserChange::Active(v) => ("active", AttributeValue::Bool(v)),
-            UserChange::Totp(v) => ("totp", to_value(&v)?),
-            UserChange::Lark(v) => ("lark", to_value(&v)?),
+            other => profile_value(other)?,
         };
         self.update_profile(id, attr, value, now).await
-    }
-
-    async fn advance_totp(&self, user_id: &str, step: u64) -> StoreResult<bool> {
-        let advanced = self
-            .send(|t| {
-                t.update(user_key(user_id))
-                    .update_expression("SET totp.last_step = :s")
-                    .condition_expression(
-                        "attribute_exists(totp.last_step) AND totp.last_step < :s",
-                    )
-                    .expression_attribute_values(":s", n(step))
-                    .send()
-            })
-            .await
-            .conditional()?;
-        Ok(advanced.is_ok())
     }
 }

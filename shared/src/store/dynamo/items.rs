@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::model::Purpose;
+use crate::store::slots::{BucketKey, Client};
 use crate::store::{StoreError, StoreResult};
 
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -54,8 +55,19 @@ pub(super) fn code_key(purpose: Purpose, subject: &str) -> Item {
 pub(super) fn rate_key(k: &str) -> Item {
     key(format!("RATE#{k}"), "RATE")
 }
-pub(super) fn fail_key(identifier: &str) -> Item {
-    key(format!("FAIL#{identifier}"), "FAIL")
+/// The partition of an identifier's guessing buckets.
+pub(super) fn limit_pk(identifier: &str) -> String {
+    format!("LIMIT#{identifier}")
+}
+pub(super) fn bucket_key(bucket: &BucketKey) -> Item {
+    match bucket {
+        BucketKey::Backoff { identifier, client } => match client {
+            Client::Ip(ip) => key(limit_pk(identifier), &format!("IP#{ip}")),
+            Client::Device(id) => key(limit_pk(identifier), &format!("DEV#{id}")),
+        },
+        BucketKey::Anonymous(identifier) => key(limit_pk(identifier), "ANON"),
+        BucketKey::Address(ip) => key(format!("LIMIT-IP#{ip}"), "LOGIN"),
+    }
 }
 
 /// The `pk` of an item, to name it in errors.

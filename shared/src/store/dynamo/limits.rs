@@ -74,11 +74,6 @@ impl Limits for DynamoStore {
         }
     }
 
-    async fn peek(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<Decision> {
-        let state = RateRecord::current(self.get(rate_key(key)).await?, now);
-        Ok(Decision::of(&state, rule, now))
-    }
-
     async fn unhit(&self, key: &str, _now: Timestamp) -> StoreResult<()> {
         // Refused when there is nothing to take back: the key was never hit.
         let _taken_back = self

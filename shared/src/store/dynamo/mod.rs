@@ -8,7 +8,7 @@
 //! | session      | `USER#<id>`                 | `SESSION#<jti>` |
 //! | code         | `CODE#<purpose>#<subject>`  | `CODE`          |
 //! | limiter      | `RATE#<key>`                | `RATE`          |
-//! | failures     | `FAIL#<identifier>`         | `FAIL`          |
+//! | guessing     | `LIMIT#<identifier>`, `LIMIT-IP#<ip>` | see [`crate::store::slots`] |
 //!
 //! TTL deletion is lazy, so every read checks `expires_at` itself. Every
 //! read-check-write is one conditional write, so races cannot double-spend a
@@ -18,9 +18,9 @@
 
 mod accounts;
 mod codes;
+mod guesses;
 mod items;
 mod limits;
-mod lockouts;
 mod sessions;
 mod table;
 
@@ -41,13 +41,13 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::builders::{DeleteBuilder, PutBuilder, UpdateBuilder};
 use aws_sdk_dynamodb::types::error::TransactionCanceledException;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, TransactWriteItem};
+use aws_sdk_dynamodb::types::{DeleteRequest, KeysAndAttributes, TransactWriteItem, WriteRequest};
 use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
 
 use super::{StoreError, StoreResult};
 use crate::aws::Sdk;
-use items::{Item, from_item};
+use items::{Item, from_item, s};
 
 #[derive(Clone)]
 pub struct DynamoStore {
@@ -98,7 +98,12 @@ impl Table<'_> {
     }
 }
 
+/// How many deletes one `BatchWriteItem` takes, and how often its leftovers are retried.
+const BATCH: usize = 25;
+const BATCH_TRIES: usize = 5;
+
 /// One write of a transaction; [`DynamoStore::transact`] addresses it to the table.
+#[derive(Clone)]
 enum Write {
     Put(PutBuilder),
     Update(UpdateBuilder),
@@ -261,6 +266,16 @@ impl DynamoStore {
         &self,
         writes: Vec<Write>,
     ) -> StoreResult<Result<(), TransactionCanceledException>> {
+        self.transact_as(writes, &new_token()).await
+    }
+
+    /// [`Self::transact`] under `token`: DynamoDB applies a transaction sent
+    /// again with the same token (the SDK re-sends after a timeout) only once.
+    async fn transact_as(
+        &self,
+        writes: Vec<Write>,
+        token: &str,
+    ) -> StoreResult<Result<(), TransactionCanceledException>> {
         let table = &*self.table;
         let items = writes
             .into_iter()
@@ -279,10 +294,86 @@ impl DynamoStore {
                 t.client
                     .transact_write_items()
                     .set_transact_items(Some(items))
+                    .client_request_token(token)
                     .send()
             })
             .await
             .conditional()?;
         Ok(done.map(|_| ()))
     }
+
+    /// The keys of the items in partition `pk` whose sort key starts with
+    /// `sk_prefix` (all of them for ""), in consistent reads.
+    async fn query_keys(&self, pk: String, sk_prefix: &str) -> StoreResult<Vec<Item>> {
+        let mut keys = vec![];
+        let mut start = None;
+        loop {
+            let out = self
+                .send(|t| {
+                    let query = t
+                        .client
+                        .query()
+                        .table_name(t.name)
+                        .expression_attribute_values(":pk", s(pk.clone()))
+                        .projection_expression("pk, sk")
+                        .consistent_read(true)
+                        .set_exclusive_start_key(start);
+                    // A key condition may not hold an empty string.
+                    match sk_prefix {
+                        "" => query.key_condition_expression("pk = :pk"),
+                        prefix => query
+                            .key_condition_expression("pk = :pk AND begins_with(sk, :s)")
+                            .expression_attribute_values(":s", s(prefix)),
+                    }
+                    .send()
+                })
+                .await?;
+            keys.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(keys);
+            }
+        }
+    }
+
+    /// Deletes the items at `keys`, in batches of 25.
+    async fn delete_all(&self, keys: &[Item]) -> StoreResult<()> {
+        for chunk in keys.chunks(BATCH) {
+            let mut requests = chunk
+                .iter()
+                .map(|k| {
+                    let delete = DeleteRequest::builder().set_key(Some(k.clone())).build()?;
+                    Ok(WriteRequest::builder().delete_request(delete).build())
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            for _ in 0..BATCH_TRIES {
+                let out = self
+                    .send(|t| {
+                        t.client
+                            .batch_write_item()
+                            .request_items(t.name, requests)
+                            .send()
+                    })
+                    .await?;
+                requests = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(&*self.table))
+                    .unwrap_or_default();
+                if requests.is_empty() {
+                    break;
+                }
+            }
+            if !requests.is_empty() {
+                return Err(StoreError::unavailable(
+                    "could not delete every item; try again",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A fresh idempotency token for one transaction (DynamoDB takes up to 36 characters).
+fn new_token() -> String {
+    crate::crypto::hex(&crate::crypto::random_bytes::<16>())
 }

@@ -1,40 +1,55 @@
 //! Sessions: items beside the profile under `USER#<id>`, so one query finds them all.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{DeleteRequest, Put, Update, WriteRequest};
+use aws_sdk_dynamodb::types::{Put, Update};
 
+use super::guesses::Committed;
 use super::items::{n, s, session_key, session_sk, to_item, to_value, user_key, user_pk};
 use super::{ConditionalResult, DynamoStore, Write, failed};
 use crate::clock::Timestamp;
 use crate::model::{LoginRecord, Session};
 use crate::store::records::live;
-use crate::store::{Sessions, StoreError, StoreResult};
-
-/// How many deletes one `BatchWriteItem` takes, and how often its leftovers are retried.
-const BATCH: usize = 25;
-const BATCH_TRIES: usize = 5;
+use crate::store::{Sessions, Settle, StoreError, StoreResult};
 
 #[async_trait]
 impl Sessions for DynamoStore {
-    async fn begin_session(&self, session: &Session, login: &LoginRecord) -> StoreResult<()> {
+    /// One transaction: the session, the account's counters and history (and
+    /// the TOTP step, conditionally), and what the attempt gives back.
+    async fn begin_session(
+        &self,
+        session: &Session,
+        login: &LoginRecord,
+        settle: &Settle,
+    ) -> StoreResult<bool> {
         let item = to_item(session_key(&session.user_id, &session.id), session)?;
+        let (set, condition) = match settle.totp_step {
+            Some(_) => (
+                "ADD sessions :one SET history = :h, totp.last_step = :s",
+                "attribute_exists(pk) AND totp.last_step < :s",
+            ),
+            None => ("ADD sessions :one SET history = :h", "attribute_exists(pk)"),
+        };
         let user = Update::builder()
             .set_key(Some(user_key(&session.user_id)))
-            .update_expression(
-                "ADD sessions :one SET history = :h, failures = :zero, locked_until = :zero",
-            )
-            .condition_expression("attribute_exists(pk)")
+            .update_expression(set)
+            .condition_expression(condition)
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":h", to_value(login)?);
+        let user = match settle.totp_step {
+            Some(step) => user.expression_attribute_values(":s", n(step)),
+            None => user,
+        };
         let writes = vec![
             Write::Put(Put::builder().set_item(Some(item))),
             Write::Update(user),
         ];
-        match self.transact(writes).await? {
-            Ok(()) => Ok(()),
-            Err(c) if failed(&c, 1) => Err(StoreError::NoSuchUser),
-            Err(c) => Err(StoreError::unavailable(c)),
+        match self.commit(writes, settle).await? {
+            Committed::Done => Ok(true),
+            Committed::Lost => Ok(false),
+            // A TOTP step used meanwhile, or the account is gone.
+            Committed::Refused(c) if failed(&c, 1) && settle.totp_step.is_some() => Ok(false),
+            Committed::Refused(c) if failed(&c, 1) => Err(StoreError::NoSuchUser),
+            Committed::Refused(c) => Err(StoreError::unavailable(c)),
         }
     }
 
@@ -80,63 +95,10 @@ impl Sessions for DynamoStore {
 
     /// One query for the user's session keys, then batch deletes of 25.
     async fn end_sessions(&self, user_id: &str, keep: Option<&str>) -> StoreResult<usize> {
-        let mut keys = vec![];
-        let mut start = None;
-        loop {
-            let out = self
-                .send(|t| {
-                    t.client
-                        .query()
-                        .table_name(t.name)
-                        .key_condition_expression("pk = :pk AND begins_with(sk, :s)")
-                        .expression_attribute_values(":pk", s(user_pk(user_id)))
-                        .expression_attribute_values(":s", s(session_sk("")))
-                        .projection_expression("pk, sk")
-                        .consistent_read(true)
-                        .set_exclusive_start_key(start)
-                        .send()
-                })
-                .await?;
-            keys.extend(out.items.unwrap_or_default());
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
+        let mut keys = self.query_keys(user_pk(user_id), &session_sk("")).await?;
         let keep = keep.map(|k| s(session_sk(k)));
         keys.retain(|k| k.get("sk") != keep.as_ref());
-        let ended = keys.len();
-        for chunk in keys.chunks(BATCH) {
-            let mut requests = chunk
-                .iter()
-                .map(|k| {
-                    let delete = DeleteRequest::builder().set_key(Some(k.clone())).build()?;
-                    Ok(WriteRequest::builder().delete_request(delete).build())
-                })
-                .collect::<StoreResult<Vec<_>>>()?;
-            for _ in 0..BATCH_TRIES {
-                let out = self
-                    .send(|t| {
-                        t.client
-                            .batch_write_item()
-                            .request_items(t.name, requests)
-                            .send()
-                    })
-                    .await?;
-                requests = out
-                    .unprocessed_items
-                    .and_then(|mut u| u.remove(&*self.table))
-                    .unwrap_or_default();
-                if requests.is_empty() {
-                    break;
-                }
-            }
-            if !requests.is_empty() {
-                return Err(StoreError::unavailable(
-                    "could not end every session; try again",
-                ));
-            }
-        }
-        Ok(ended)
+        self.delete_all(&keys).await?;
+        Ok(keys.len())
     }
 }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::EmbeddedStore;
-use super::items::{email_key, phone_key, user_key};
+use super::items::{Tx, email_key, phone_key, user_key};
 use crate::clock::Timestamp;
 use crate::model::User;
 use crate::store::{Accounts, StoreError, StoreResult, Unique, UserChange};
@@ -47,57 +47,51 @@ impl Accounts for EmbeddedStore {
 
     async fn update_user(&self, id: &str, change: UserChange, now: Timestamp) -> StoreResult<()> {
         let id = id.to_string();
-        self.write(move |tx| {
-            let mut user = tx.user(&id)?;
-            match change {
-                UserChange::Email(email) => {
-                    let (old, new) = (email_key(&user.email), email_key(&email));
-                    if old != new {
-                        tx.check_guard(&new, &id, Unique::Email)?;
-                        tx.delete(&old)?;
-                        tx.put(&new, &id)?;
-                    }
-                    user.email = email;
-                }
-                UserChange::Phone(phone) => {
-                    if let Some(p) = &phone {
-                        tx.check_guard(&phone_key(p), &id, Unique::Phone)?;
-                    }
-                    if let Some(old) = &user.phone {
-                        tx.delete(&phone_key(old))?;
-                    }
-                    if let Some(p) = &phone {
-                        tx.put(&phone_key(p), &id)?;
-                    }
-                    user.phone = phone;
-                }
-                UserChange::Name(name) => user.name = name,
-                UserChange::Avatar(avatar) => user.avatar = avatar,
-                UserChange::Password(hash) => user.password = hash,
-                UserChange::Totp(totp) => user.totp = totp,
-                UserChange::Lark(lark) => user.lark = lark,
-                UserChange::Active(active) => user.active = active,
-            }
-            user.updated_at = now;
-            tx.put(&user_key(&id), &user)
-        })
-        .await
+        self.write(move |tx| tx.apply_change(&id, change, now))
+            .await
     }
+}
 
-    async fn advance_totp(&self, user_id: &str, step: u64) -> StoreResult<bool> {
-        let id = user_id.to_string();
-        self.write(move |tx| {
-            let mut user = tx.user(&id)?;
-            match user.totp.as_mut() {
-                Some(totp) if step > totp.last_step => {
-                    totp.last_step = step;
-                    tx.put(&user_key(&id), &user)?;
-                    Ok(true)
+impl Tx<'_> {
+    /// Applies one change to the account `id`, moving its guards along.
+    pub fn apply_change(
+        &mut self,
+        id: &str,
+        change: UserChange,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let mut user = self.user(id)?;
+        match change {
+            UserChange::Email(email) => {
+                let (old, new) = (email_key(&user.email), email_key(&email));
+                if old != new {
+                    self.check_guard(&new, id, Unique::Email)?;
+                    self.delete(&old)?;
+                    self.put(&new, &id)?;
                 }
-                _ => Ok(false),
+                user.email = email;
             }
-        })
-        .await
+            UserChange::Phone(phone) => {
+                if let Some(p) = &phone {
+                    self.check_guard(&phone_key(p), id, Unique::Phone)?;
+                }
+                if let Some(old) = &user.phone {
+                    self.delete(&phone_key(old))?;
+                }
+                if let Some(p) = &phone {
+                    self.put(&phone_key(p), &id)?;
+                }
+                user.phone = phone;
+            }
+            UserChange::Name(name) => user.name = name,
+            UserChange::Avatar(avatar) => user.avatar = avatar,
+            UserChange::Password(hash) => user.password = hash,
+            UserChange::Totp(totp) => user.totp = totp,
+            UserChange::Lark(lark) => user.lark = lark,
+            UserChange::Active(active) => user.active = active,
+        }
+        user.updated_at = now;
+        self.put(&user_key(id), &user)
     }
 }
 

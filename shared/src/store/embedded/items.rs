@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{Purpose, User};
+use crate::store::slots::{BucketKey, Client};
 use crate::store::{StoreError, StoreResult, Unique};
 
 /// Every item, as JSON under a key shaped like the DynamoDB item's.
@@ -31,8 +32,20 @@ pub(super) fn code_key(purpose: Purpose, subject: &str) -> String {
 pub(super) fn rate_key(key: &str) -> String {
     format!("rate/{key}")
 }
-pub(super) fn fail_key(identifier: &str) -> String {
-    format!("fail/{identifier}")
+/// The buckets of one identifier. Neither an email's domain nor a phone holds
+/// a `/`, so no identifier's prefix is another's.
+pub(super) fn limit_prefix(identifier: &str) -> String {
+    format!("limit/{identifier}/")
+}
+pub(super) fn bucket_key(key: &BucketKey) -> String {
+    match key {
+        BucketKey::Backoff { identifier, client } => match client {
+            Client::Ip(ip) => format!("{}ip/{ip}", limit_prefix(identifier)),
+            Client::Device(id) => format!("{}dev/{id}", limit_prefix(identifier)),
+        },
+        BucketKey::Anonymous(identifier) => format!("{}anon", limit_prefix(identifier)),
+        BucketKey::Address(ip) => format!("limit-ip/{ip}"),
+    }
 }
 
 /// The record under `key`, if any.

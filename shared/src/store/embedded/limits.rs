@@ -29,11 +29,6 @@ impl Limits for EmbeddedStore {
         .await
     }
 
-    async fn peek(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<Decision> {
-        let state = RateRecord::current(self.read(&rate_key(key))?, now);
-        Ok(Decision::of(&state, rule, now))
-    }
-
     async fn unhit(&self, key: &str, now: Timestamp) -> StoreResult<()> {
         let key = rate_key(key);
         self.write(move |tx| {

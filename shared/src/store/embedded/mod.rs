@@ -9,9 +9,9 @@
 
 mod accounts;
 mod codes;
+mod guesses;
 mod items;
 mod limits;
-mod lockouts;
 mod sessions;
 #[cfg(test)]
 mod tests;
@@ -59,7 +59,7 @@ impl EmbeddedStore {
     /// Creates the table if needed and brings older items up to date.
     fn init(db: Database) -> StoreResult<Self> {
         let store = Self { db: Arc::new(db) };
-        store.transact(flatten_nested)?;
+        store.transact(upgrade)?;
         Ok(store)
     }
 
@@ -67,7 +67,7 @@ impl EmbeddedStore {
     pub fn prune(&self, now: Timestamp) -> StoreResult<usize> {
         self.transact(move |tx| {
             let mut dropped = 0;
-            for prefix in ["session/", "code/", "rate/", "fail/"] {
+            for prefix in ["session/", "code/", "rate/", "limit/", "limit-ip/"] {
                 for key in keys_with_prefix(&tx.table, prefix)? {
                     let expires_at = tx
                         .get::<Value>(&key)?
@@ -124,21 +124,23 @@ impl EmbeddedStore {
     }
 }
 
-/// Until the backends shared their records, this store nested the limiter
-/// window and the unknown-identifier failures (`{"state": {..}, "expires_at": ..}`,
-/// `{"lockout": {..}, ..}`). Flattens any such item left in a file, so a
-/// limiter or lockout in force keeps holding across the upgrade.
-fn flatten_nested(tx: &mut Tx) -> StoreResult<()> {
-    for (prefix, field) in [("rate/", "state"), ("fail/", "lockout")] {
-        for key in keys_with_prefix(&tx.table, prefix)? {
-            let Some(mut item) = tx.get::<Map<String, Value>>(&key)? else {
-                continue;
-            };
-            if let Some(Value::Object(nested)) = item.remove(field) {
-                item.extend(nested);
-                tx.put(&key, &item)?;
-            }
+/// Brings items of older files up to date. Until the backends shared their
+/// records, this store nested a limiter's window (`{"state": {..}, "expires_at": ..}`):
+/// flattened, so a limiter in force keeps holding across the upgrade. Login
+/// failures were kept at `fail/<identifier>` (and on the account) before the
+/// guessing buckets replaced them: dropped, as nothing reads them.
+fn upgrade(tx: &mut Tx) -> StoreResult<()> {
+    for key in keys_with_prefix(&tx.table, "rate/")? {
+        let Some(mut item) = tx.get::<Map<String, Value>>(&key)? else {
+            continue;
+        };
+        if let Some(Value::Object(nested)) = item.remove("state") {
+            item.extend(nested);
+            tx.put(&key, &item)?;
         }
+    }
+    for key in keys_with_prefix(&tx.table, "fail/")? {
+        tx.delete(&key)?;
     }
     Ok(())
 }

@@ -7,20 +7,34 @@ use super::items::{keys_with_prefix, session_key, session_prefix, user_key};
 use crate::clock::Timestamp;
 use crate::model::{LoginRecord, Session};
 use crate::store::records::live;
-use crate::store::{Sessions, StoreResult};
+use crate::store::{Sessions, Settle, StoreResult};
 
 #[async_trait]
 impl Sessions for EmbeddedStore {
-    async fn begin_session(&self, session: &Session, login: &LoginRecord) -> StoreResult<()> {
-        let (session, login) = (session.clone(), login.clone());
+    async fn begin_session(
+        &self,
+        session: &Session,
+        login: &LoginRecord,
+        settle: &Settle,
+    ) -> StoreResult<bool> {
+        let (session, login, settle) = (session.clone(), login.clone(), settle.clone());
         self.write(move |tx| {
             let mut user = tx.user(&session.user_id)?;
+            if let Some(step) = settle.totp_step {
+                match user.totp.as_mut() {
+                    Some(totp) if step > totp.last_step => totp.last_step = step,
+                    _ => return Ok(false),
+                }
+            }
+            if !tx.code_unspent(&settle)? {
+                return Ok(false);
+            }
             user.sessions += 1;
             user.history = Some(login);
-            user.failures = 0;
-            user.locked_until = 0;
             tx.put(&user_key(&user.id), &user)?;
-            tx.put(&session_key(&session.user_id, &session.id), &session)
+            tx.put(&session_key(&session.user_id, &session.id), &session)?;
+            tx.settle(&settle)?;
+            Ok(true)
         })
         .await
     }
