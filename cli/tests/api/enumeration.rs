@@ -1,5 +1,6 @@
-//! The guessing limits of the operations that are not sign-ins: a password
-//! reset (which also clears the account's failures) and phone binding.
+//! Limits that must not tell whether an account exists, and the guessing
+//! limits of the operations that are not sign-ins: a password reset (which
+//! also clears the account's failures) and phone binding.
 
 use serde_json::json;
 
@@ -7,6 +8,32 @@ use crate::support::{PASSWORD, TestApp, TestResponse, other_than};
 
 const PHONE: &str = "+14155550123";
 const PHONE_Q: &str = "%2B14155550123";
+
+#[tokio::test]
+async fn phone_code_takes_its_limits_before_saying_a_number_is_taken() {
+    let (app, _) = TestApp::signed_in().await;
+    app.add_user_with_phone("bob@example.com", PHONE).await;
+    let free = "%2B14155550177";
+    for (phone_q, first) in [(PHONE_Q, 400), (free, 204)] {
+        let path = format!("/user/phone_code?phone={phone_q}");
+        app.get(&path).await.expect(first);
+        // Asked again at once: the cooldown answers, whether the number is taken or not.
+        app.get(&path)
+            .await
+            .expect_error(429, "RATE_LIMITED", "retry");
+    }
+    // And the per-address cap counts the taken number's request too.
+    let app = TestApp::spawn_with(&[("IP_CODES_PER_HOUR", "1")]).await;
+    app.add_user("ada@example.com").await;
+    app.add_user_with_phone("bob@example.com", PHONE).await;
+    app.sign_in("ada@example.com", PASSWORD).await;
+    app.get(&format!("/user/phone_code?phone={PHONE_Q}"))
+        .await
+        .expect_error(400, "PHONE_TAKEN", "phone");
+    app.get(&format!("/user/phone_code?phone={free}"))
+        .await
+        .expect_error(429, "RATE_LIMITED", "retry");
+}
 
 async fn reset(app: &TestApp, code: &str, password: &str) -> TestResponse {
     let body = json!({ "email": "ada@example.com", "code": code, "password": password });

@@ -24,6 +24,8 @@ pub(crate) struct PhoneQuery {
 }
 
 /// Sends a code to the phone to be bound; the code is valid only for that number.
+/// The code limits are taken first, so asking whether numbers are taken
+/// (`PHONE_TAKEN`) costs what asking for codes does.
 #[utoipa::path(
     get,
     path = "/user/phone_code",
@@ -44,13 +46,15 @@ pub(crate) async fn phone_code(
     Query(q): Query<PhoneQuery>,
 ) -> ApiResult<StatusCode> {
     let phone = validate::phone("phone", &q.phone)?;
+    let channel = Channel::Sms(phone.clone());
+    let permit = codes::permit(&state, &client.ip, &channel).await?;
     if let Some(owner) = state.store.user_by_phone(&phone).await?
         && owner.id != auth.user_id
     {
+        // The limiter hits stay: a taken number costs a request like a code does.
+        drop(permit);
         return Err(ApiError::PhoneTaken);
     }
-    let channel = Channel::Sms(phone.clone());
-    let permit = codes::permit(&state, &client.ip, &channel).await?;
     let issue = Issue {
         purpose: Purpose::PhoneBind,
         subject: &auth.user_id,
