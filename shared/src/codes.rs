@@ -1,6 +1,9 @@
 //! One-time codes: sending them under the limits, and spending them once.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::crypto::constant_time_eq;
 use crate::model::{Code, Purpose};
@@ -128,6 +131,16 @@ pub async fn store(
 /// Stores a new code and sends it. If sending fails, the code and the limiter
 /// hits are withdrawn ([`CodeError::Send`]).
 pub async fn issue(state: &AppState, permit: Permit, issue: Issue<'_>) -> CodeResult<()> {
+    deliver(state, permit, issue, None).await
+}
+
+/// [`issue`], the send to finish by `deadline` if there is one.
+async fn deliver(
+    state: &AppState,
+    permit: Permit,
+    issue: Issue<'_>,
+    deadline: Option<Instant>,
+) -> CodeResult<()> {
     let code = store(
         state,
         issue.purpose,
@@ -138,7 +151,16 @@ pub async fn issue(state: &AppState, permit: Permit, issue: Issue<'_>) -> CodeRe
     )
     .await?;
     let message = message(state, issue.purpose, &issue.channel, &code, issue.ttl);
-    match state.notifier.send(&message).await {
+    let send = state.notifier.send(&message);
+    let sent = match deadline {
+        Some(at) => tokio::time::timeout_at(at, send).await.unwrap_or_else(|_| {
+            Err(NotifyError(
+                "the send did not finish within CODE_RESPONSE_FLOOR_MS".into(),
+            ))
+        }),
+        None => send.await,
+    };
+    match sent {
         Ok(id) => {
             tracing::info!(message_id = %id, purpose = issue.purpose.as_str(), "code sent");
             Ok(())
@@ -150,6 +172,54 @@ pub async fn issue(state: &AppState, permit: Permit, issue: Issue<'_>) -> CodeRe
                 let _ = state.store.unhit(key, now).await;
             }
             Err(e.into())
+        }
+    }
+}
+
+/// The least time an answer takes when its work would otherwise tell whether
+/// an account exists (`GET /forget_code`, `GET /login/sms`: only an account's
+/// code is stored and sent). Started when the request is, it holds the answer
+/// until `CODE_RESPONSE_FLOOR_MS` have passed; the send must finish by then.
+/// A send that fails, or does not finish in time, is withdrawn as [`issue`]
+/// does and logged, and the client gets the answer an unknown recipient gets:
+/// an SNS or SES outage reads the same for both. (A queue would decouple the
+/// send from the answer too, but a Lambda may be frozen as soon as it answers,
+/// so it takes a stream, a function and their IAM for what the floor gives.)
+pub struct Floor {
+    deadline: Option<Instant>,
+}
+
+impl Floor {
+    /// A floor from now; none when `CODE_RESPONSE_FLOOR_MS` is 0.
+    pub fn start(state: &AppState) -> Self {
+        let ms = state.config.limits.code_floor_ms;
+        Floor {
+            deadline: (ms > 0).then(|| Instant::now() + Duration::from_millis(ms)),
+        }
+    }
+
+    /// [`issue`] within the floor. A send that fails is logged and withdrawn,
+    /// not answered: the caller answers as for a recipient without an account.
+    pub async fn issue(
+        &self,
+        state: &AppState,
+        permit: Permit,
+        issue: Issue<'_>,
+    ) -> CodeResult<()> {
+        let purpose = issue.purpose.as_str();
+        match deliver(state, permit, issue, self.deadline).await {
+            Err(CodeError::Send(e)) => {
+                tracing::warn!(purpose, error = %e, "code not sent; withdrawn");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// Waits until the floor has passed.
+    pub async fn wait(self) {
+        if let Some(at) = self.deadline {
+            tokio::time::sleep_until(at).await;
         }
     }
 }
@@ -236,7 +306,59 @@ pub fn code_in(text: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use async_trait::async_trait;
+
     use super::*;
+    use crate::clock::ManualClock;
+    use crate::config::Config;
+    use crate::notify::Notifier;
+    use crate::store::embedded::EmbeddedStore;
+
+    /// A notifier that takes the message and never answers.
+    #[derive(Default)]
+    struct Stuck(Mutex<Option<String>>);
+
+    #[async_trait]
+    impl Notifier for Stuck {
+        async fn send(&self, message: &Message) -> Result<String, NotifyError> {
+            *self.0.lock().unwrap() = code_in(message.text());
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_send_that_outlasts_the_floor_is_withdrawn_and_answered_as_sent() {
+        let config = Config::from_vars(&[("CODE_RESPONSE_FLOOR_MS", "50")]).unwrap();
+        let notifier = Arc::new(Stuck::default());
+        let store = Arc::new(EmbeddedStore::in_memory());
+        let clock = Arc::new(ManualClock::new(1_000));
+        let state = AppState::new(config, store, notifier.clone(), clock).unwrap();
+        let channel = Channel::Mail("ada@example.com".into());
+        let issue = || Issue {
+            purpose: Purpose::PasswordReset,
+            subject: "ada@example.com",
+            bound: None,
+            ttl: 600,
+            channel: channel.clone(),
+        };
+        let floor = Floor::start(&state);
+        let granted = permit(&state, "203.0.113.7", &channel).await.unwrap();
+        floor.issue(&state, granted, issue()).await.unwrap();
+        floor.wait().await;
+        let sent = notifier.0.lock().unwrap().clone().expect("the send began");
+        // The code is gone, and so are the limiter hits: no cooldown holds a retry.
+        let redeemed = redeem(
+            &state,
+            Purpose::PasswordReset,
+            "ada@example.com",
+            None,
+            &sent,
+        );
+        assert!(matches!(redeemed.await, Err(CodeError::Rejected)));
+        assert!(permit(&state, "203.0.113.7", &channel).await.is_ok());
+    }
 
     #[test]
     fn lifetimes_read_naturally() {

@@ -47,6 +47,9 @@ pub struct Limits {
     pub code_per_ip: Rule,
     /// How long a device cookie stays valid, seconds.
     pub device_ttl: i64,
+    /// The least time `GET /forget_code` and `GET /login/sms` take, so that an
+    /// account's code send does not show in the answer's timing; 0 turns it off.
+    pub code_floor_ms: u64,
 }
 
 /// Lifetimes in seconds.
@@ -298,6 +301,7 @@ impl Config {
                 cooldown: 0,
             },
             device_ttl: r.number("DEVICE_TTL", 365 * 86_400, 60, 400 * 86_400),
+            code_floor_ms: r.number("CODE_RESPONSE_FLOOR_MS", 1000, 0, 10_000),
         };
         let lifetimes = Lifetimes {
             token: r.number("TOKEN_TTL", 7200, 60, 30 * 86_400),
@@ -360,6 +364,7 @@ impl Config {
                 "code_per_recipient": self.limits.code_per_recipient,
                 "code_per_ip": self.limits.code_per_ip,
                 "device_ttl": self.limits.device_ttl,
+                "code_floor_ms": self.limits.code_floor_ms,
             },
             "lifetimes": {
                 "token": self.lifetimes.token,
@@ -398,7 +403,10 @@ mod tests {
             (g.account.max, g.account.window, g.ip.max),
             (5, 86_400, 100)
         );
-        assert_eq!(c.limits.device_ttl, 31_536_000);
+        assert_eq!(
+            (c.limits.device_ttl, c.limits.code_floor_ms),
+            (31_536_000, 1000)
+        );
     }
 
     #[test]

@@ -2,12 +2,43 @@
 //! limits of the operations that are not sign-ins: a password reset (which
 //! also clears the account's failures) and phone binding.
 
+use std::time::{Duration, Instant};
+
 use serde_json::json;
 
 use crate::support::{PASSWORD, TestApp, TestResponse, other_than};
 
 const PHONE: &str = "+14155550123";
 const PHONE_Q: &str = "%2B14155550123";
+
+/// A request and how long its answer took.
+async fn timed(app: &TestApp, path: &str) -> (TestResponse, Duration) {
+    let started = Instant::now();
+    let r = app.get(path).await;
+    (r, started.elapsed())
+}
+
+#[tokio::test]
+async fn code_requests_answer_no_sooner_than_the_floor_known_or_not() {
+    let app = TestApp::spawn_with(&[("CODE_RESPONSE_FLOOR_MS", "300")]).await;
+    app.add_user_with_phone("ada@example.com", PHONE).await;
+    let floor = Duration::from_millis(300);
+    for path in [
+        "/forget_code?email=ada@example.com".to_string(),
+        "/forget_code?email=nobody@example.com".to_string(),
+        format!("/login/sms?phone={PHONE_Q}"),
+        "/login/sms?phone=%2B14155550999".to_string(),
+    ] {
+        let (r, took) = timed(&app, &path).await;
+        r.expect(204);
+        assert!(r.text.is_empty(), "{path}: {}", r.text);
+        assert!(took >= floor, "{path} answered after {took:?}");
+    }
+    // Only the accounts were sent anything.
+    assert_eq!(app.notifier.outbox().len(), 2);
+    assert_eq!(app.sent_to("ada@example.com"), 1);
+    assert_eq!(app.sent_to(PHONE), 1);
+}
 
 #[tokio::test]
 async fn phone_code_takes_its_limits_before_saying_a_number_is_taken() {

@@ -1,4 +1,5 @@
-//! Backend failures on the AWS backend: the client gets 503 quickly, nothing
+//! Backend failures on the AWS backend: the client gets 503 quickly (or, for
+//! a code request, the answer a recipient without an account gets), nothing
 //! half-done stays behind, and the flow completes once the backend is back.
 //! (On the embedded backend these tests have nothing to cut and return early.)
 
@@ -72,11 +73,16 @@ async fn an_unsent_code_does_not_block_a_retry() {
 
     aws.messaging.down();
     let started = Instant::now();
-    app.get("/login/sms?phone=%2B14155550123")
-        .await
-        .expect_error(503, "SERVICE_UNAVAILABLE", "");
+    // The answer a phone without an account gets: SNS failing must not tell them apart.
+    let r = app.get("/login/sms?phone=%2B14155550123").await;
+    r.expect(204);
     assert!(started.elapsed() < BOUND, "took {:?}", started.elapsed());
     assert_eq!(app.sent_to(PHONE), 0);
+    // The code was withdrawn with the message.
+    app.post("/login/sms", json!({ "phone": PHONE, "code": "123456" }))
+        .await
+        .expect_error(400, "AUTH_INCORRECT", "incorrect");
+    assert_eq!(app.comparisons(), 0);
 
     aws.messaging.up();
     // No 60 s cooldown: the failed send was taken back.
@@ -88,16 +94,21 @@ async fn an_unsent_code_does_not_block_a_retry() {
 }
 
 #[tokio::test]
-async fn mail_outage_is_503_and_the_reset_completes_after() {
+async fn a_mail_outage_answers_known_and_unknown_addresses_alike() {
     let Some(app) = aws_app().await else { return };
     app.add_user("ada@example.com").await;
     app.ping().await;
     let aws = app.aws.clone().unwrap();
     aws.messaging.down();
-    app.get("/forget_code?email=ada@example.com")
-        .await
-        .expect(503);
+    let known = app.get("/forget_code?email=ada@example.com").await;
+    let unknown = app.get("/forget_code?email=nobody@example.com").await;
+    known.expect(204);
+    assert_eq!(
+        (known.status, known.text.as_str()),
+        (unknown.status, unknown.text.as_str())
+    );
     aws.messaging.up();
+    // Nothing was held back: the reset completes at once.
     app.get("/forget_code?email=ada@example.com")
         .await
         .expect(204);
@@ -109,6 +120,25 @@ async fn mail_outage_is_503_and_the_reset_completes_after() {
     .await
     .expect(204);
     app.login("ada@example.com", "a brand new passphrase")
+        .await
+        .expect(204);
+}
+
+#[tokio::test]
+async fn a_database_outage_during_a_code_request_is_still_503() {
+    let Some(app) = aws_app().await else { return };
+    app.add_user("ada@example.com").await;
+    app.ping().await;
+    let aws = app.aws.clone().unwrap();
+    aws.database.down();
+    // Known or not, the limiter cannot be read: nothing tells the two apart.
+    for email in ["ada@example.com", "nobody@example.com"] {
+        app.get(&format!("/forget_code?email={email}"))
+            .await
+            .expect_error(503, "SERVICE_UNAVAILABLE", "");
+    }
+    aws.database.up();
+    app.get("/forget_code?email=ada@example.com")
         .await
         .expect(204);
 }

@@ -98,11 +98,13 @@ pub fn other_than(code: &str) -> String {
     format!("{:06}", (n + 1) % 1_000_000)
 }
 
-/// Variables every test app starts from: cheap Argon2 so tests stay fast.
-const BASE_VARS: [(&str, &str); 3] = [
+/// Variables every test app starts from: cheap Argon2 so tests stay fast, and
+/// no response floor on code requests but in the tests about it.
+const BASE_VARS: [(&str, &str); 4] = [
     ("KEY", "test-key-test-key-test-key-test-key!"),
     ("ARGON2_M_COST", "256"),
     ("ARGON2_T_COST", "1"),
+    ("CODE_RESPONSE_FLOOR_MS", "0"),
 ];
 
 impl TestApp {

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::Deserialize;
-use shared::codes::{self, Channel, Issue};
+use shared::codes::{self, Channel, Floor, Issue};
 use shared::device::Device;
 use shared::http::{Client, Json, Query};
 use shared::model::Purpose;
@@ -37,8 +37,9 @@ struct EmailQuery {
     email: String,
 }
 
-/// Mails a reset code. 204 whether or not the address has an active account;
-/// only an active account is sent anything.
+/// Mails a reset code. 204 whether or not the address has an active account,
+/// in the same time either way (`CODE_RESPONSE_FLOOR_MS`), and the same when
+/// SES fails; only an active account is sent anything.
 #[utoipa::path(
     get,
     path = "/forget_code",
@@ -56,6 +57,7 @@ async fn forget_code(
     client: Client,
     Query(q): Query<EmailQuery>,
 ) -> ApiResult<StatusCode> {
+    let floor = Floor::start(&state);
     let email = validate::email("email", &q.email)?;
     let channel = Channel::Mail(email.clone());
     let permit = codes::permit(&state, &client.ip, &channel).await?;
@@ -70,8 +72,9 @@ async fn forget_code(
             ttl: state.config.lifetimes.mail_code,
             channel: Channel::Mail(user.email),
         };
-        codes::issue(&state, permit, issue).await?;
+        floor.issue(&state, permit, issue).await?;
     }
+    floor.wait().await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Response};
 use serde::Deserialize;
-use shared::codes::{self, Channel, Issue};
+use shared::codes::{self, Channel, Floor, Issue};
 use shared::crypto;
 use shared::device::{self, Device};
 use shared::http::{Client, Json, Query};
@@ -138,7 +138,8 @@ pub(crate) struct PhoneQuery {
 }
 
 /// Sends a sign-in code to a phone. Answers 204 whether or not an account has
-/// that phone, and sends nothing if none (or a disabled one) does.
+/// that phone, and sends nothing if none (or a disabled one) does; in the same
+/// time either way (`CODE_RESPONSE_FLOOR_MS`), and the same if SNS fails.
 #[utoipa::path(
     get,
     path = "/login/sms",
@@ -156,6 +157,7 @@ pub(crate) async fn sms_code(
     client: Client,
     Query(q): Query<PhoneQuery>,
 ) -> ApiResult<StatusCode> {
+    let floor = Floor::start(&state);
     let phone = validate::phone("phone", &q.phone)?;
     let channel = Channel::Sms(phone.clone());
     let permit = codes::permit(&state, &client.ip, &channel).await?;
@@ -168,8 +170,9 @@ pub(crate) async fn sms_code(
             ttl: state.config.lifetimes.sms_code,
             channel,
         };
-        codes::issue(&state, permit, issue).await?;
+        floor.issue(&state, permit, issue).await?;
     }
+    floor.wait().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
