@@ -294,8 +294,9 @@ def flow(api, moto, email, password, log_dir=None):
         check(body.get("email") == email, f"email {body.get('email')!r}")
         check(body.get("status") is True, f"status {body.get('status')!r}")
         check(body.get("phone") == "" and body.get("totp") == "", f"phone/totp not empty: {body}")
-        check((body.get("history") or {}).get("method") == "password", f"history {body.get('history')}")
-        check((body.get("history") or {}).get("ip") == "127.0.0.1", f"history ip {body.get('history')}")
+        meta = (body.get("history") or {}).get("metadata") or {}
+        check(meta.get("source") == "password", f"history {body.get('history')}")
+        check(meta.get("client_ip") == "127.0.0.1", f"history client_ip {body.get('history')}")
         ctx["id"] = body["_id"]
         return f"user: _id {body['_id']}, sessions {body.get('sessions')}"
 

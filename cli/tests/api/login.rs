@@ -29,10 +29,10 @@ async fn login_sets_a_session_cookie_and_records_history() {
     assert_eq!(stored.sessions, 1);
     let h = stored.history.expect("history recorded");
     assert_eq!(
-        (h.ip.as_str(), h.user_agent.as_str()),
+        (h.metadata.client_ip.as_str(), h.user_agent.as_str()),
         ("203.0.113.7", USER_AGENT)
     );
-    assert_eq!(h.time, app.clock_now());
+    assert_eq!(h.timestamp, app.clock_now());
 }
 
 #[tokio::test]

@@ -50,11 +50,11 @@ async fn code_is_sent_and_signs_in() {
     let stored = app.user(&user.id).await;
     assert_eq!(stored.sessions, 1);
     let h = stored.history.expect("history recorded");
-    assert_eq!(h.method, LoginMethod::Sms);
-    assert_eq!(h.time, app.clock_now());
+    assert_eq!(h.metadata.source, LoginMethod::Sms);
+    assert_eq!(h.timestamp, app.clock_now());
     let profile = app.get("/user").await;
     profile.expect(200);
-    assert_eq!(profile.body["history"]["method"], "sms");
+    assert_eq!(profile.body["history"]["metadata"]["source"], "sms");
     assert_eq!(profile.body["sessions"], 1);
 }
 

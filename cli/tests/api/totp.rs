@@ -286,9 +286,12 @@ async fn login_accepts_one_step_either_side_and_no_further() {
     }
     let stored = app.user(&user.id).await;
     assert_eq!(stored.sessions, 1 + 3);
-    assert_eq!(stored.history.unwrap().method, LoginMethod::Totp);
+    assert_eq!(stored.history.unwrap().metadata.source, LoginMethod::Totp);
     assert_eq!(stored.totp.unwrap().last_step, s + 1);
-    assert_eq!(app.get("/user").await.body["history"]["method"], "totp");
+    assert_eq!(
+        app.get("/user").await.body["history"]["metadata"]["source"],
+        "totp"
+    );
 }
 
 #[tokio::test]

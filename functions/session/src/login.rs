@@ -54,12 +54,7 @@ impl Attempt<'_> {
             ip: client.ip.clone(),
             user_agent: client.user_agent.clone(),
         };
-        let login = LoginRecord {
-            time: now,
-            ip: client.ip.clone(),
-            user_agent: client.user_agent.clone(),
-            method,
-        };
+        let login = LoginRecord::new(now, &client.ip, &client.user_agent, method);
         state.store.begin_session(&session, &login).await?;
         let ttl = state.config.lifetimes.token;
         let jwt = state.tokens.issue(&user.id, &session.id, now, ttl);

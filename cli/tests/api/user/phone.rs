@@ -42,7 +42,10 @@ async fn phone_binding_with_its_code() {
         .post("/login/sms", json!({ "phone": PHONE, "code": login_code }))
         .await
         .expect(204);
-    assert_eq!(phone.get("/user").await.body["history"]["method"], "sms");
+    assert_eq!(
+        phone.get("/user").await.body["history"]["metadata"]["source"],
+        "sms"
+    );
 }
 
 #[tokio::test]
