@@ -342,7 +342,7 @@ def flow(api, moto, email, password, log_dir=None):
         check((body.get("history") or {}).get("method") == "totp", f"history {body.get('history')}")
         ctx["b"] = b
         r = expect(b.post("/login/totp", {"email": email, "code": code}), 400, "(the same code again)")
-        check(r.json().get("code") == "INVALID_CREDENTIALS", f"replay: {r.text!r}")
+        check(r.json().get("code") == "AUTH_INCORRECT", f"replay: {r.text!r}")
         return "session: 204, the same code again 400"
 
     def phone_code():
@@ -375,8 +375,8 @@ def flow(api, moto, email, password, log_dir=None):
         c = Client(api)
         expect(c.get("/"), 200)
         r = expect(c.post("/login", {"email": email, "password": password}), 400)
-        check(r.json().get("code") == "INVALID_CREDENTIALS", f"code: {r.text!r}")
-        return "session: 400 INVALID_CREDENTIALS"
+        check(r.json().get("code") == "AUTH_INCORRECT", f"code: {r.text!r}")
+        return "session: 400 AUTH_INCORRECT"
 
     def login_new():
         c = Client(api)

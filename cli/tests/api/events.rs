@@ -83,7 +83,7 @@ const CASES: &[(&str, u16, &str, Seed)] = &[
     (
         "session/login-wrong-password.json",
         400,
-        "INVALID_CREDENTIALS",
+        "AUTH_INCORRECT",
         Account,
     ),
     (
@@ -104,14 +104,14 @@ const CASES: &[(&str, u16, &str, Seed)] = &[
     (
         "session/login-sms-wrong-code.json",
         400,
-        "INVALID_CODE",
+        "AUTH_INCORRECT",
         SmsCode,
     ),
     ("session/login-totp-ok.json", 204, "", Account),
     (
         "session/login-totp-wrong-code.json",
         400,
-        "INVALID_CREDENTIALS",
+        "AUTH_INCORRECT",
         Account,
     ),
     ("session/verify-ok.json", 204, "", Account),

@@ -45,8 +45,7 @@ struct EmailQuery {
     params(EmailQuery),
     responses(
         (status = 204, description = "Sent, if an active account has that address."),
-        (status = 400, description = "Code: `INVALID_FIELD`."),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap)."),
+        (status = 400, description = "Codes: `INVALID_FIELD`, `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap)."),
     )
 )]
 async fn forget_code(

@@ -78,8 +78,7 @@ pub(crate) struct PasswordLogin {
     responses(
         (status = 204, description = "Signed in; `Set-Cookie: TOKEN=...` (HttpOnly).",
             headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CREDENTIALS`, `ACCOUNT_DISABLED`."),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off)."),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `AUTH_INCORRECT` (wrong email or password), `ACCOUNT_DISABLED`, `AUTH_MANY_INCORRECT` (IP cap or account back-off)."),
     )
 )]
 pub(crate) async fn login(
@@ -108,11 +107,7 @@ pub(crate) async fn login(
     let ok = state.passwords.verify(password, hash).await;
     match &user {
         Some(u) if ok => attempt.sign_in(u, LoginMethod::Password).await,
-        _ => {
-            attempt
-                .fail(user.as_ref(), ApiError::InvalidCredentials)
-                .await
-        }
+        _ => attempt.fail(user.as_ref(), ApiError::AuthIncorrect).await,
     }
 }
 
@@ -134,8 +129,7 @@ pub(crate) struct PhoneQuery {
     params(PhoneQuery),
     responses(
         (status = 204, description = "Sent, if an active account has that phone."),
-        (status = 400, description = "Code: `INVALID_FIELD`."),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap)."),
+        (status = 400, description = "Codes: `INVALID_FIELD`, `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap)."),
     )
 )]
 pub(crate) async fn sms_code(
@@ -178,8 +172,7 @@ pub(crate) struct SmsLogin {
     responses(
         (status = 204, description = "Signed in; `Set-Cookie: TOKEN=...` (HttpOnly).",
             headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CODE`, `ACCOUNT_DISABLED`."),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off)."),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `AUTH_INCORRECT` (the code is wrong, expired or spent), `ACCOUNT_DISABLED`, `AUTH_MANY_INCORRECT` (IP cap or account back-off)."),
     )
 )]
 pub(crate) async fn sms_login(
@@ -199,7 +192,7 @@ pub(crate) async fn sms_login(
     match (redeemed, &user) {
         (Ok(_), Some(u)) => attempt.sign_in(u, LoginMethod::Sms).await,
         (Ok(_), None) | (Err(CodeError::Rejected), _) => {
-            attempt.fail(user.as_ref(), ApiError::InvalidCode).await
+            attempt.fail(user.as_ref(), ApiError::AuthIncorrect).await
         }
         (Err(e), _) => Err(e.into()),
     }
@@ -224,8 +217,7 @@ pub(crate) struct TotpLogin {
     responses(
         (status = 204, description = "Signed in; `Set-Cookie: TOKEN=...` (HttpOnly).",
             headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CREDENTIALS`, `ACCOUNT_DISABLED`."),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off)."),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `AUTH_INCORRECT` (wrong or replayed code, or no TOTP bound), `ACCOUNT_DISABLED`, `AUTH_MANY_INCORRECT` (IP cap or account back-off)."),
     )
 )]
 pub(crate) async fn totp_login(
@@ -250,7 +242,5 @@ pub(crate) async fn totp_login(
     {
         return attempt.sign_in(u, LoginMethod::Totp).await;
     }
-    attempt
-        .fail(user.as_ref(), ApiError::InvalidCredentials)
-        .await
+    attempt.fail(user.as_ref(), ApiError::AuthIncorrect).await
 }

@@ -31,8 +31,7 @@ pub(crate) struct PhoneQuery {
     security(("token" = [])),
     responses(
         (status = 204, description = "Sent."),
-        (status = 400, description = "Codes: `INVALID_FIELD`, `PHONE_TAKEN`."),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap)."),
+        (status = 400, description = "Codes: `INVALID_FIELD`, `PHONE_TAKEN`, `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap)."),
     )
 )]
 pub(crate) async fn phone_code(
