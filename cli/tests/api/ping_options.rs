@@ -195,27 +195,25 @@ async fn cookie_samesite_is_configurable() {
 async fn upload_options_are_the_configured_ones() {
     let app = TestApp::spawn_with(&[
         ("UPLOAD_URL", "https://uploads.example.com/bucket"),
-        ("UPLOAD_LIMIT", "1048576"),
+        ("UPLOAD_TYPE", "cos"),
+        ("UPLOAD_LIMIT_KB", "10240"),
     ])
     .await;
     let r = app.get("/options?type=upload").await;
     r.expect(200);
     assert_eq!(
         r.body,
-        json!({ "type": "s3", "url": "https://uploads.example.com/bucket", "limit": 1048576 })
+        json!({ "type": "cos", "url": "https://uploads.example.com/bucket", "limit": 10240 })
     );
 
     let defaults = TestApp::spawn().await;
     let r = defaults.get("/options?type=upload").await;
     r.expect(200);
-    assert_eq!(
-        r.body,
-        json!({ "type": "s3", "url": "", "limit": 10 * 1024 * 1024 })
-    );
+    assert_eq!(r.body, json!({ "type": "s3", "url": "", "limit": 5120 }));
 }
 
 #[tokio::test]
-async fn collaboration_options_build_the_lark_url() {
+async fn collaboration_options_are_the_parts_of_the_lark_url() {
     let redirect = "https://console.example.com/lark/callback?from=login";
     let app =
         TestApp::spawn_with(&[("LARK_APP_ID", "cli_a1b2c3d4"), ("LARK_REDIRECT", redirect)]).await;
@@ -224,9 +222,7 @@ async fn collaboration_options_build_the_lark_url() {
     assert_eq!(
         r.body,
         json!({
-            "url": "https://open.feishu.cn/open-apis/authen/v1/index\
-                    ?redirect_uri=https%3A%2F%2Fconsole.example.com%2Flark%2Fcallback%3Ffrom%3Dlogin\
-                    &app_id=cli_a1b2c3d4",
+            "url": "https://open.feishu.cn/open-apis/authen/v1/index",
             "redirect": redirect,
             "app_id": "cli_a1b2c3d4",
         })
