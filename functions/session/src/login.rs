@@ -114,7 +114,8 @@ pub(crate) async fn login(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct PhoneQuery {
-    /// A phone number in E.164 form, e.g. `+14155550123`.
+    /// A phone number in E.164 form, e.g. `+14155550123` (`%2B`; a raw `+`,
+    /// which decodes to a space, is read as `+` too).
     #[param(pattern = r"^\+[1-9][0-9]{6,14}$", example = "+14155550123")]
     phone: String,
 }
@@ -137,7 +138,7 @@ pub(crate) async fn sms_code(
     client: Client,
     Query(q): Query<PhoneQuery>,
 ) -> ApiResult<StatusCode> {
-    let phone = validate::phone("phone", &q.phone)?;
+    let phone = validate::phone_query("phone", &q.phone)?;
     let channel = Channel::Sms(phone.clone());
     let permit = codes::permit(&state, &client.ip, &channel).await?;
     let user = state.store.user_by_phone(&phone).await?;
