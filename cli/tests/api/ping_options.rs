@@ -212,21 +212,15 @@ async fn upload_options_are_the_configured_ones() {
     assert_eq!(r.body, json!({ "type": "s3", "url": "", "limit": 5120 }));
 }
 
+/// Lark's global site instead of Feishu's: answered as configured, with no query
+/// (the console adds its own; `console.rs` checks the parts it reads).
 #[tokio::test]
-async fn collaboration_options_are_the_parts_of_the_lark_url() {
-    let redirect = "https://console.example.com/lark/callback?from=login";
-    let app =
-        TestApp::spawn_with(&[("LARK_APP_ID", "cli_a1b2c3d4"), ("LARK_REDIRECT", redirect)]).await;
+async fn collaboration_url_is_the_configured_authorize_url() {
+    let auth = "https://open.larksuite.com/open-apis/authen/v1/index";
+    let app = TestApp::spawn_with(&[("LARK_AUTH_URL", auth)]).await;
     let r = app.get("/options?type=collaboration").await;
     r.expect(200);
-    assert_eq!(
-        r.body,
-        json!({
-            "url": "https://open.feishu.cn/open-apis/authen/v1/index",
-            "redirect": redirect,
-            "app_id": "cli_a1b2c3d4",
-        })
-    );
+    assert_eq!(r.body, json!({ "url": auth, "redirect": "", "app_id": "" }));
 }
 
 #[tokio::test]
