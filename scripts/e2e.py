@@ -294,8 +294,9 @@ def flow(api, moto, email, password, log_dir=None):
         check(body.get("email") == email, f"email {body.get('email')!r}")
         check(body.get("status") is True, f"status {body.get('status')!r}")
         check(body.get("phone") == "" and body.get("totp") == "", f"phone/totp not empty: {body}")
-        check((body.get("history") or {}).get("method") == "password", f"history {body.get('history')}")
-        check((body.get("history") or {}).get("ip") == "127.0.0.1", f"history ip {body.get('history')}")
+        meta = (body.get("history") or {}).get("metadata") or {}
+        check(meta.get("source") == "password", f"history {body.get('history')}")
+        check(meta.get("client_ip") == "127.0.0.1", f"history client_ip {body.get('history')}")
         ctx["id"] = body["_id"]
         return f"user: _id {body['_id']}, sessions {body.get('sessions')}"
 
@@ -341,7 +342,7 @@ def flow(api, moto, email, password, log_dir=None):
         check((body.get("history") or {}).get("method") == "totp", f"history {body.get('history')}")
         ctx["b"] = b
         r = expect(b.post("/login/totp", {"email": email, "code": code}), 400, "(the same code again)")
-        check(r.json().get("code") == "INVALID_CREDENTIALS", f"replay: {r.text!r}")
+        check(r.json().get("code") == "AUTH_INCORRECT", f"replay: {r.text!r}")
         return "session: 204, the same code again 400"
 
     def phone_code():
@@ -374,8 +375,8 @@ def flow(api, moto, email, password, log_dir=None):
         c = Client(api)
         expect(c.get("/"), 200)
         r = expect(c.post("/login", {"email": email, "password": password}), 400)
-        check(r.json().get("code") == "INVALID_CREDENTIALS", f"code: {r.text!r}")
-        return "session: 400 INVALID_CREDENTIALS"
+        check(r.json().get("code") == "AUTH_INCORRECT", f"code: {r.text!r}")
+        return "session: 400 AUTH_INCORRECT"
 
     def login_new():
         c = Client(api)

@@ -83,7 +83,7 @@ const CASES: &[(&str, u16, &str, Seed)] = &[
     (
         "session/login-wrong-password.json",
         400,
-        "INVALID_CREDENTIALS",
+        "AUTH_INCORRECT",
         Account,
     ),
     (
@@ -104,14 +104,14 @@ const CASES: &[(&str, u16, &str, Seed)] = &[
     (
         "session/login-sms-wrong-code.json",
         400,
-        "INVALID_CODE",
+        "AUTH_INCORRECT",
         SmsCode,
     ),
     ("session/login-totp-ok.json", 204, "", Account),
     (
         "session/login-totp-wrong-code.json",
         400,
-        "INVALID_CREDENTIALS",
+        "AUTH_INCORRECT",
         Account,
     ),
     ("session/verify-ok.json", 204, "", Account),
@@ -264,12 +264,7 @@ async fn server(seed: Seed) -> TestApp {
         ip: SOURCE_IP.into(),
         user_agent: BROWSER.into(),
     };
-    let login = LoginRecord {
-        time: START,
-        ip: SOURCE_IP.into(),
-        user_agent: BROWSER.into(),
-        method: LoginMethod::Password,
-    };
+    let login = LoginRecord::new(START, SOURCE_IP, BROWSER, LoginMethod::Password);
     state.store.begin_session(&session, &login).await.unwrap();
     let code = match seed {
         Account | NoPhone => None,
@@ -399,8 +394,11 @@ async fn check(file: &str, status: u16, code: &str, seed: Seed) -> Result<(), St
         // So do the user agent and the IP of the event, into the login history.
         let user = app.user(USER_ID).await;
         let h = user.history.expect("the login is recorded");
-        if (h.ip.as_str(), h.user_agent.as_str(), h.method)
-            != (SOURCE_IP, BROWSER, LoginMethod::Password)
+        if (
+            h.metadata.client_ip.as_str(),
+            h.user_agent.as_str(),
+            h.metadata.source,
+        ) != (SOURCE_IP, BROWSER, LoginMethod::Password)
         {
             return fail(format!("history {h:?}"));
         }

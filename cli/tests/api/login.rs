@@ -29,10 +29,10 @@ async fn login_sets_a_session_cookie_and_records_history() {
     assert_eq!(stored.sessions, 1);
     let h = stored.history.expect("history recorded");
     assert_eq!(
-        (h.ip.as_str(), h.user_agent.as_str()),
+        (h.metadata.client_ip.as_str(), h.user_agent.as_str()),
         ("203.0.113.7", USER_AGENT)
     );
-    assert_eq!(h.time, app.clock_now());
+    assert_eq!(h.timestamp, app.clock_now());
 }
 
 #[tokio::test]
@@ -42,10 +42,10 @@ async fn wrong_password_and_unknown_email_answer_alike() {
     app.ping().await;
 
     let wrong = app.login("ada@example.com", "not the password").await;
-    wrong.expect_error(400, "INVALID_CREDENTIALS", "incorrect");
+    wrong.expect_error(400, "AUTH_INCORRECT", "incorrect");
     assert!(wrong.set_cookie("TOKEN").is_none());
     let unknown = app.login("nobody@example.com", PASSWORD).await;
-    unknown.expect_error(400, "INVALID_CREDENTIALS", "incorrect");
+    unknown.expect_error(400, "AUTH_INCORRECT", "incorrect");
     assert_eq!(wrong.text, unknown.text);
     app.get("/verify").await.expect(401);
 }
@@ -99,22 +99,22 @@ async fn backoff_after_five_failures_doubles_and_success_resets_it() {
     for _ in 0..4 {
         app.login("ada@example.com", "wrong password")
             .await
-            .expect(400);
+            .expect_error(400, "AUTH_INCORRECT", "incorrect");
     }
     assert_eq!(app.user(&user.id).await.locked_until, 0);
     app.login("ada@example.com", "wrong password")
         .await
-        .expect(400);
+        .expect_error(400, "AUTH_INCORRECT", "incorrect");
     // Fifth failure: locked for 1 s, even with the right password.
     let locked = app.login("ada@example.com", PASSWORD).await;
-    locked.expect_error(429, "RATE_LIMITED", "retry");
+    locked.expect_error(400, "AUTH_MANY_INCORRECT", "try again in");
     assert_eq!(locked.headers["retry-after"], "1");
     app.advance(1);
     app.login("ada@example.com", "wrong password")
         .await
-        .expect(400);
+        .expect_error(400, "AUTH_INCORRECT", "incorrect");
     let r = app.login("ada@example.com", PASSWORD).await;
-    r.expect(429);
+    r.expect_error(400, "AUTH_MANY_INCORRECT", "try again in");
     assert_eq!(r.headers["retry-after"], "2");
     app.advance(2);
     app.login("ada@example.com", PASSWORD).await.expect(204);
@@ -133,10 +133,14 @@ async fn backoff_is_capped_at_fifteen_minutes() {
     }
     app.login("ada@example.com", "wrong password")
         .await
-        .expect(400);
+        .expect_error(400, "AUTH_INCORRECT", "incorrect");
     let r = app.login("ada@example.com", PASSWORD).await;
-    r.expect(429);
+    r.expect_error(400, "AUTH_MANY_INCORRECT", "try again in");
     assert_eq!(r.headers["retry-after"], "900");
+    assert_eq!(
+        r.message(),
+        "too many failed sign-ins; try again in 15 minutes"
+    );
 }
 
 #[tokio::test]
@@ -146,10 +150,14 @@ async fn unknown_email_backs_off_like_an_account() {
     app.ping().await;
     for email in ["ada@example.com", "ghost@example.com"] {
         for _ in 0..5 {
-            app.login(email, "wrong password").await.expect(400);
+            app.login(email, "wrong password").await.expect_error(
+                400,
+                "AUTH_INCORRECT",
+                "incorrect",
+            );
         }
         let r = app.login(email, "wrong password").await;
-        r.expect_error(429, "RATE_LIMITED", "retry");
+        r.expect_error(400, "AUTH_MANY_INCORRECT", "try again in");
         assert_eq!(r.headers["retry-after"], "1");
     }
 }
@@ -162,12 +170,14 @@ async fn failures_per_ip_are_capped() {
     for i in 0..3 {
         app.login(&format!("spray{i}@example.com"), "wrong password")
             .await
-            .expect(400);
+            .expect_error(400, "AUTH_INCORRECT", "incorrect");
     }
     // The IP is over its cap: even a right password waits.
-    app.login("ada@example.com", PASSWORD)
-        .await
-        .expect_error(429, "RATE_LIMITED", "retry");
+    app.login("ada@example.com", PASSWORD).await.expect_error(
+        400,
+        "AUTH_MANY_INCORRECT",
+        "try again in",
+    );
     app.set_ip("198.51.100.1");
     app.login("ada@example.com", PASSWORD).await.expect(204);
     app.set_ip("203.0.113.7");

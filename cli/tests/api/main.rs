@@ -4,6 +4,7 @@
 mod backend;
 mod support;
 
+mod console;
 mod errors;
 mod events;
 mod faults;

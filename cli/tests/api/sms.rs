@@ -50,11 +50,11 @@ async fn code_is_sent_and_signs_in() {
     let stored = app.user(&user.id).await;
     assert_eq!(stored.sessions, 1);
     let h = stored.history.expect("history recorded");
-    assert_eq!(h.method, LoginMethod::Sms);
-    assert_eq!(h.time, app.clock_now());
+    assert_eq!(h.metadata.source, LoginMethod::Sms);
+    assert_eq!(h.timestamp, app.clock_now());
     let profile = app.get("/user").await;
     profile.expect(200);
-    assert_eq!(profile.body["history"]["method"], "sms");
+    assert_eq!(profile.body["history"]["metadata"]["source"], "sms");
     assert_eq!(profile.body["sessions"], 1);
 }
 
@@ -82,9 +82,9 @@ async fn unknown_phone_gets_204_and_nothing_is_sent() {
     ask(&app, PHONE_Q).await.expect(204);
     let code = app.last_code(PHONE);
     let wrong = sms_login(&app, PHONE, &other_than(&code)).await;
-    wrong.expect_error(400, "INVALID_CODE", "code");
+    wrong.expect_error(400, "AUTH_INCORRECT", "incorrect");
     let ghost = sms_login(&app, GHOST, &code).await;
-    ghost.expect_error(400, "INVALID_CODE", "code");
+    ghost.expect_error(400, "AUTH_INCORRECT", "incorrect");
     assert_eq!(wrong.text, ghost.text);
     assert!(ghost.set_cookie("TOKEN").is_none());
 }
@@ -97,7 +97,7 @@ async fn disabled_account_is_sent_nothing() {
     assert_eq!(app.sent_to(PHONE), 0);
     sms_login(&app, PHONE, "123456")
         .await
-        .expect_error(400, "INVALID_CODE", "code");
+        .expect_error(400, "AUTH_INCORRECT", "incorrect");
     assert_eq!(app.user(&user.id).await.sessions, 0);
 }
 
@@ -107,7 +107,7 @@ async fn wrong_code_is_refused_and_the_right_one_still_works() {
     ask(&app, PHONE_Q).await.expect(204);
     let code = app.last_code(PHONE);
     let r = sms_login(&app, PHONE, &other_than(&code)).await;
-    r.expect_error(400, "INVALID_CODE", "code");
+    r.expect_error(400, "AUTH_INCORRECT", "incorrect");
     assert!(r.set_cookie("TOKEN").is_none());
     app.get("/verify").await.expect(401);
     assert_eq!(app.user(&user.id).await.failures, 1);
@@ -115,7 +115,7 @@ async fn wrong_code_is_refused_and_the_right_one_still_works() {
     for _ in 0..3 {
         sms_login(&app, PHONE, &other_than(&code))
             .await
-            .expect_error(400, "INVALID_CODE", "code");
+            .expect_error(400, "AUTH_INCORRECT", "incorrect");
     }
     sms_login(&app, PHONE, &code).await.expect(204);
     let stored = app.user(&user.id).await;
@@ -130,13 +130,13 @@ async fn five_wrong_tries_spend_the_code() {
     for _ in 0..5 {
         sms_login(&app, PHONE, &other_than(&code))
             .await
-            .expect_error(400, "INVALID_CODE", "code");
+            .expect_error(400, "AUTH_INCORRECT", "incorrect");
     }
     // Five failures also back the account off for 1 s; wait that out.
     app.advance(1);
     sms_login(&app, PHONE, &code)
         .await
-        .expect_error(400, "INVALID_CODE", "code");
+        .expect_error(400, "AUTH_INCORRECT", "incorrect");
     app.get("/verify").await.expect(401);
     assert_eq!(app.user(&user.id).await.sessions, 0);
 }
@@ -157,7 +157,7 @@ async fn code_expires_after_two_minutes() {
     later
         .post("/login/sms", json!({ "phone": PHONE, "code": code }))
         .await
-        .expect_error(400, "INVALID_CODE", "code");
+        .expect_error(400, "AUTH_INCORRECT", "incorrect");
     later.get("/verify").await.expect(401);
     assert_eq!(app.user(&user.id).await.sessions, 1);
 }
@@ -173,7 +173,7 @@ async fn used_code_cannot_be_reused() {
     thief.ping().await;
     sms_login(&thief, PHONE, &code)
         .await
-        .expect_error(400, "INVALID_CODE", "code");
+        .expect_error(400, "AUTH_INCORRECT", "incorrect");
     thief.get("/verify").await.expect(401);
     assert_eq!(app.user(&user.id).await.sessions, 1);
 }
@@ -185,12 +185,20 @@ async fn resend_waits_sixty_seconds_and_replaces_the_code() {
     let first = app.last_code(PHONE);
 
     let r = ask(&app, PHONE_Q).await;
-    r.expect_error(429, "RATE_LIMITED", "retry");
+    r.expect_error(400, "RATE_LIMITED", "try again in");
     assert_eq!(r.headers["retry-after"], "60");
+    assert_eq!(
+        r.message(),
+        "too many codes requested; try again in 1 minute"
+    );
     app.advance(45);
     let r = ask(&app, PHONE_Q).await;
-    r.expect(429);
+    r.expect_error(400, "RATE_LIMITED", "try again in");
     assert_eq!(r.headers["retry-after"], "15");
+    assert_eq!(
+        r.message(),
+        "too many codes requested; try again in 15 seconds"
+    );
     assert_eq!(app.sent_to(PHONE), 1);
 
     app.advance(15);
@@ -201,7 +209,7 @@ async fn resend_waits_sixty_seconds_and_replaces_the_code() {
         // Only the latest code is pending.
         sms_login(&app, PHONE, &first)
             .await
-            .expect_error(400, "INVALID_CODE", "code");
+            .expect_error(400, "AUTH_INCORRECT", "incorrect");
     }
     sms_login(&app, PHONE, &second).await.expect(204);
 }
@@ -220,18 +228,18 @@ async fn at_most_five_codes_an_hour_and_unknown_phones_alike() {
         }
         // Sixth in the hour: refused although the cooldown has passed.
         let r = ask(&app, phone_q).await;
-        r.expect_error(429, "RATE_LIMITED", "retry");
+        r.expect_error(400, "RATE_LIMITED", "try again in");
         let retry: i64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
         assert_eq!(retry, start + 3600 - app.clock_now());
         assert_eq!(retry, 3300);
-        answers.push(429);
+        answers.push(400);
         app.advance(retry);
         answers.push(ask(&app, phone_q).await.status.as_u16());
         app.advance(60);
         seen.push((answers, retry));
     }
     assert_eq!(seen[0], seen[1]);
-    assert_eq!(seen[0].0, [204, 204, 204, 204, 204, 429, 204]);
+    assert_eq!(seen[0].0, [204, 204, 204, 204, 204, 400, 204]);
     assert_eq!(app.sent_to(PHONE), 6);
     assert_eq!(app.sent_to(GHOST), 0);
 }
@@ -251,7 +259,7 @@ async fn code_requests_per_ip_are_capped() {
     }
     let fourth = phones[3].replace('+', "%2B");
     let r = ask(&app, &fourth).await;
-    r.expect_error(429, "RATE_LIMITED", "retry");
+    r.expect_error(400, "RATE_LIMITED", "try again in");
     assert_eq!(r.headers["retry-after"], "3600");
     assert_eq!(app.sent_to(&phones[3]), 0);
 
@@ -325,23 +333,27 @@ async fn repeated_failures_back_the_account_off() {
     for _ in 0..5 {
         sms_login(&app, PHONE, &other_than(&first))
             .await
-            .expect(400);
+            .expect_error(400, "AUTH_INCORRECT", "incorrect");
     }
     let r = sms_login(&app, PHONE, &other_than(&first)).await;
-    r.expect_error(429, "RATE_LIMITED", "retry");
+    r.expect_error(400, "AUTH_MANY_INCORRECT", "try again in");
     assert_eq!(r.headers["retry-after"], "1");
     // The back-off covers every way of signing in.
-    app.login("ada@example.com", PASSWORD)
-        .await
-        .expect_error(429, "RATE_LIMITED", "retry");
+    app.login("ada@example.com", PASSWORD).await.expect_error(
+        400,
+        "AUTH_MANY_INCORRECT",
+        "try again in",
+    );
 
     app.advance(60);
     ask(&app, PHONE_Q).await.expect(204);
     let code = app.last_code(PHONE);
-    sms_login(&app, PHONE, &other_than(&code)).await.expect(400);
+    sms_login(&app, PHONE, &other_than(&code))
+        .await
+        .expect_error(400, "AUTH_INCORRECT", "incorrect");
     // Sixth failure: 2 s, and even the right code waits (without being spent).
     let r = sms_login(&app, PHONE, &code).await;
-    r.expect(429);
+    r.expect_error(400, "AUTH_MANY_INCORRECT", "try again in");
     assert_eq!(r.headers["retry-after"], "2");
     app.advance(2);
     sms_login(&app, PHONE, &code).await.expect(204);
@@ -354,10 +366,12 @@ async fn unknown_phone_backs_off_like_an_account() {
     let (app, _) = with_phone().await;
     for phone in [PHONE, GHOST] {
         for _ in 0..5 {
-            sms_login(&app, phone, "000000").await.expect(400);
+            sms_login(&app, phone, "000000")
+                .await
+                .expect_error(400, "AUTH_INCORRECT", "incorrect");
         }
         let r = sms_login(&app, phone, "000000").await;
-        r.expect_error(429, "RATE_LIMITED", "retry");
+        r.expect_error(400, "AUTH_MANY_INCORRECT", "try again in");
         assert_eq!(r.headers["retry-after"], "1");
     }
 }
@@ -372,12 +386,12 @@ async fn failures_per_ip_are_capped() {
     for i in 0..3 {
         sms_login(&app, &format!("+1415555020{i}"), &code)
             .await
-            .expect_error(400, "INVALID_CODE", "code");
+            .expect_error(400, "AUTH_INCORRECT", "incorrect");
     }
     // The IP is over its cap: even the right code waits, and is not spent.
     sms_login(&app, PHONE, &code)
         .await
-        .expect_error(429, "RATE_LIMITED", "retry");
+        .expect_error(400, "AUTH_MANY_INCORRECT", "try again in");
     app.set_ip("198.51.100.1");
     sms_login(&app, PHONE, &code).await.expect(204);
 }
@@ -395,7 +409,7 @@ async fn a_phone_binding_code_does_not_sign_in() {
     stranger.ping().await;
     sms_login(&stranger, PHONE, &code)
         .await
-        .expect_error(400, "INVALID_CODE", "code");
+        .expect_error(400, "AUTH_INCORRECT", "incorrect");
     stranger.get("/verify").await.expect(401);
     assert_eq!(app.user(&user.id).await.sessions, 1);
 }
@@ -411,9 +425,9 @@ async fn retry_after_covers_the_hourly_cap_during_a_cooldown() {
     // 10 s after the fifth code: the cooldown ends in 50 s, but the hour is spent.
     app.advance(10);
     let r = ask(&app, PHONE_Q).await;
-    r.expect(429);
+    r.expect_error(400, "RATE_LIMITED", "try again in");
     let retry: i64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
-    // Waiting as told must not meet another 429.
+    // Waiting as told must not meet another refusal.
     app.advance(retry);
     ask(&app, PHONE_Q).await.expect(204);
 }

@@ -270,7 +270,7 @@ async fn login_accepts_one_step_either_side_and_no_further() {
         if !near.contains(&far) {
             totp_login(&device, "ada@example.com", &far)
                 .await
-                .expect_error(400, "INVALID_CREDENTIALS", "incorrect");
+                .expect_error(400, "AUTH_INCORRECT", "incorrect");
         }
     }
     device.get("/verify").await.expect(401);
@@ -286,9 +286,12 @@ async fn login_accepts_one_step_either_side_and_no_further() {
     }
     let stored = app.user(&user.id).await;
     assert_eq!(stored.sessions, 1 + 3);
-    assert_eq!(stored.history.unwrap().method, LoginMethod::Totp);
+    assert_eq!(stored.history.unwrap().metadata.source, LoginMethod::Totp);
     assert_eq!(stored.totp.unwrap().last_step, s + 1);
-    assert_eq!(app.get("/user").await.body["history"]["method"], "totp");
+    assert_eq!(
+        app.get("/user").await.body["history"]["metadata"]["source"],
+        "totp"
+    );
 }
 
 #[tokio::test]
@@ -304,14 +307,14 @@ async fn a_code_is_never_accepted_twice() {
     let thief = app.new_browser();
     thief.ping().await;
     let replay = totp_login(&thief, "ada@example.com", &current).await;
-    replay.expect_error(400, "INVALID_CREDENTIALS", "incorrect");
+    replay.expect_error(400, "AUTH_INCORRECT", "incorrect");
     assert!(replay.set_cookie("TOKEN").is_none());
     // An earlier step, though inside the window, is older than the last one used.
     let earlier = code(&secret, s - 1);
     if earlier != current {
         totp_login(&thief, "ada@example.com", &earlier)
             .await
-            .expect_error(400, "INVALID_CREDENTIALS", "incorrect");
+            .expect_error(400, "AUTH_INCORRECT", "incorrect");
     }
     thief.get("/verify").await.expect(401);
     assert_eq!(app.user(&user.id).await.totp.unwrap().last_step, s);
@@ -332,7 +335,7 @@ async fn steps_used_to_bind_cannot_sign_in() {
     for step in [s, s - 1] {
         totp_login(&b, "ada@example.com", &code(&secret, step))
             .await
-            .expect_error(400, "INVALID_CREDENTIALS", "incorrect");
+            .expect_error(400, "AUTH_INCORRECT", "incorrect");
     }
     b.get("/verify").await.expect(401);
     totp_login(&b, "ada@example.com", &code(&secret, s + 1))
@@ -354,12 +357,12 @@ async fn wrong_code_unknown_email_and_no_totp_answer_alike() {
     let b = app.new_browser();
     b.ping().await;
     let wrong = totp_login(&b, "ada@example.com", &wrong_code).await;
-    wrong.expect_error(400, "INVALID_CREDENTIALS", "incorrect");
+    wrong.expect_error(400, "AUTH_INCORRECT", "incorrect");
     let right_code = code(&secret, s + 1);
     let unknown = totp_login(&b, "nobody@example.com", &right_code).await;
-    unknown.expect_error(400, "INVALID_CREDENTIALS", "incorrect");
+    unknown.expect_error(400, "AUTH_INCORRECT", "incorrect");
     let no_totp = totp_login(&b, "bob@example.com", &right_code).await;
-    no_totp.expect_error(400, "INVALID_CREDENTIALS", "incorrect");
+    no_totp.expect_error(400, "AUTH_INCORRECT", "incorrect");
     assert_eq!(wrong.text, unknown.text);
     assert_eq!(wrong.text, no_totp.text);
     b.get("/verify").await.expect(401);
@@ -410,16 +413,18 @@ async fn failures_back_the_account_off() {
     for _ in 0..5 {
         totp_login(&b, "ada@example.com", &wrong)
             .await
-            .expect_error(400, "INVALID_CREDENTIALS", "incorrect");
+            .expect_error(400, "AUTH_INCORRECT", "incorrect");
     }
     assert_eq!(app.user(&user.id).await.failures, 5);
     // Locked for 1 s: even the right code waits, and so do the other methods.
     let r = totp_login(&b, "ada@example.com", &right).await;
-    r.expect_error(429, "RATE_LIMITED", "retry");
+    r.expect_error(400, "AUTH_MANY_INCORRECT", "try again in");
     assert_eq!(r.headers["retry-after"], "1");
-    b.login("ada@example.com", PASSWORD)
-        .await
-        .expect_error(429, "RATE_LIMITED", "retry");
+    b.login("ada@example.com", PASSWORD).await.expect_error(
+        400,
+        "AUTH_MANY_INCORRECT",
+        "try again in",
+    );
     b.get("/verify").await.expect(401);
 
     app.advance(1);
@@ -439,7 +444,7 @@ async fn unbinding_stops_totp_login() {
     b.ping().await;
     totp_login(&b, "ada@example.com", &code(&secret, step0() + 1))
         .await
-        .expect_error(400, "INVALID_CREDENTIALS", "incorrect");
+        .expect_error(400, "AUTH_INCORRECT", "incorrect");
     b.get("/verify").await.expect(401);
     // Unbinding twice is harmless; the password still signs in.
     app.delete("/user/totp").await.expect(204);
@@ -455,13 +460,13 @@ async fn failures_per_ip_are_capped() {
     for i in 0..3 {
         totp_login(&app, &format!("spray{i}@example.com"), "123456")
             .await
-            .expect_error(400, "INVALID_CREDENTIALS", "incorrect");
+            .expect_error(400, "AUTH_INCORRECT", "incorrect");
     }
     // The IP is over its cap: even Ada's right code waits, and is not used up.
     let right = code(&secret, step0() + 1);
     totp_login(&app, "ada@example.com", &right)
         .await
-        .expect_error(429, "RATE_LIMITED", "retry");
+        .expect_error(400, "AUTH_MANY_INCORRECT", "try again in");
     app.set_ip("198.51.100.1");
     totp_login(&app, "ada@example.com", &right)
         .await

@@ -31,7 +31,8 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct EmailQuery {
-    /// The account's email address.
+    /// The account's email address (a raw `+` in it, which decodes to a
+    /// space, is read as `+`).
     email: String,
 }
 
@@ -45,8 +46,7 @@ struct EmailQuery {
     params(EmailQuery),
     responses(
         (status = 204, description = "Sent, if an active account has that address."),
-        (status = 400, description = "Code: `INVALID_FIELD`."),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap)."),
+        (status = 400, description = "Codes: `INVALID_FIELD`, `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap)."),
     )
 )]
 async fn forget_code(
@@ -54,7 +54,7 @@ async fn forget_code(
     client: Client,
     Query(q): Query<EmailQuery>,
 ) -> ApiResult<StatusCode> {
-    let email = validate::email("email", &q.email)?;
+    let email = validate::email_query("email", &q.email)?;
     let channel = Channel::Mail(email.clone());
     let permit = codes::permit(&state, &client.ip, &channel).await?;
     if let Some(user) = state.store.user_by_email(&email).await?

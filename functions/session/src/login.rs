@@ -54,12 +54,7 @@ impl Attempt<'_> {
             ip: client.ip.clone(),
             user_agent: client.user_agent.clone(),
         };
-        let login = LoginRecord {
-            time: now,
-            ip: client.ip.clone(),
-            user_agent: client.user_agent.clone(),
-            method,
-        };
+        let login = LoginRecord::new(now, &client.ip, &client.user_agent, method);
         state.store.begin_session(&session, &login).await?;
         let ttl = state.config.lifetimes.token;
         let jwt = state.tokens.issue(&user.id, &session.id, now, ttl);
@@ -83,8 +78,7 @@ pub(crate) struct PasswordLogin {
     responses(
         (status = 204, description = "Signed in; `Set-Cookie: TOKEN=...` (HttpOnly).",
             headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CREDENTIALS`, `ACCOUNT_DISABLED`."),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off)."),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `AUTH_INCORRECT` (wrong email or password), `ACCOUNT_DISABLED`, `AUTH_MANY_INCORRECT` (IP cap or account back-off)."),
     )
 )]
 pub(crate) async fn login(
@@ -113,18 +107,15 @@ pub(crate) async fn login(
     let ok = state.passwords.verify(password, hash).await;
     match &user {
         Some(u) if ok => attempt.sign_in(u, LoginMethod::Password).await,
-        _ => {
-            attempt
-                .fail(user.as_ref(), ApiError::InvalidCredentials)
-                .await
-        }
+        _ => attempt.fail(user.as_ref(), ApiError::AuthIncorrect).await,
     }
 }
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct PhoneQuery {
-    /// A phone number in E.164 form, e.g. `+14155550123`.
+    /// A phone number in E.164 form, e.g. `+14155550123` (`%2B`; a raw `+`,
+    /// which decodes to a space, is read as `+` too).
     #[param(pattern = r"^\+[1-9][0-9]{6,14}$", example = "+14155550123")]
     phone: String,
 }
@@ -139,8 +130,7 @@ pub(crate) struct PhoneQuery {
     params(PhoneQuery),
     responses(
         (status = 204, description = "Sent, if an active account has that phone."),
-        (status = 400, description = "Code: `INVALID_FIELD`."),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap)."),
+        (status = 400, description = "Codes: `INVALID_FIELD`, `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap)."),
     )
 )]
 pub(crate) async fn sms_code(
@@ -148,7 +138,7 @@ pub(crate) async fn sms_code(
     client: Client,
     Query(q): Query<PhoneQuery>,
 ) -> ApiResult<StatusCode> {
-    let phone = validate::phone("phone", &q.phone)?;
+    let phone = validate::phone_query("phone", &q.phone)?;
     let channel = Channel::Sms(phone.clone());
     let permit = codes::permit(&state, &client.ip, &channel).await?;
     let user = state.store.user_by_phone(&phone).await?;
@@ -183,8 +173,7 @@ pub(crate) struct SmsLogin {
     responses(
         (status = 204, description = "Signed in; `Set-Cookie: TOKEN=...` (HttpOnly).",
             headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CODE`, `ACCOUNT_DISABLED`."),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off)."),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `AUTH_INCORRECT` (the code is wrong, expired or spent), `ACCOUNT_DISABLED`, `AUTH_MANY_INCORRECT` (IP cap or account back-off)."),
     )
 )]
 pub(crate) async fn sms_login(
@@ -204,7 +193,7 @@ pub(crate) async fn sms_login(
     match (redeemed, &user) {
         (Ok(_), Some(u)) => attempt.sign_in(u, LoginMethod::Sms).await,
         (Ok(_), None) | (Err(CodeError::Rejected), _) => {
-            attempt.fail(user.as_ref(), ApiError::InvalidCode).await
+            attempt.fail(user.as_ref(), ApiError::AuthIncorrect).await
         }
         (Err(e), _) => Err(e.into()),
     }
@@ -229,8 +218,7 @@ pub(crate) struct TotpLogin {
     responses(
         (status = 204, description = "Signed in; `Set-Cookie: TOKEN=...` (HttpOnly).",
             headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CREDENTIALS`, `ACCOUNT_DISABLED`."),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off)."),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `AUTH_INCORRECT` (wrong or replayed code, or no TOTP bound), `ACCOUNT_DISABLED`, `AUTH_MANY_INCORRECT` (IP cap or account back-off)."),
     )
 )]
 pub(crate) async fn totp_login(
@@ -255,7 +243,5 @@ pub(crate) async fn totp_login(
     {
         return attempt.sign_in(u, LoginMethod::Totp).await;
     }
-    attempt
-        .fail(user.as_ref(), ApiError::InvalidCredentials)
-        .await
+    attempt.fail(user.as_ref(), ApiError::AuthIncorrect).await
 }

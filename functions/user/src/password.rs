@@ -4,9 +4,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use shared::http::{Auth, Client, Json};
+use shared::lockout::{self, LockoutError};
 use shared::secret::Secret;
 use shared::store::{Lookup, UserChange};
-use shared::{ApiError, ApiResult, AppState, lockout, password};
+use shared::{ApiError, ApiResult, AppState, password};
 use utoipa::ToSchema;
 
 use crate::{change, load};
@@ -32,8 +33,7 @@ pub(crate) struct SetPassword {
     security(("token" = [])),
     responses(
         (status = 204, description = "Changed."),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `WEAK_PASSWORD`, `WRONG_PASSWORD`."),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap or account back-off)."),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `WEAK_PASSWORD`, `WRONG_PASSWORD`, `RATE_LIMITED` (IP cap or account back-off)."),
     )
 )]
 pub(crate) async fn set_password(
@@ -47,7 +47,16 @@ pub(crate) async fn set_password(
     }
     let user = load(&state, &auth).await?;
     let (store, limits) = (&*state.store, &state.config.limits);
-    lockout::check_user(store, limits, &client.ip, &user, state.now()).await?;
+    // Not a sign-in, so not the console's AUTH_MANY_INCORRECT ("failed to log in").
+    lockout::check_user(store, limits, &client.ip, &user, state.now())
+        .await
+        .map_err(|e| match e {
+            LockoutError::Locked { retry_after } => ApiError::RateLimited {
+                reason: "too many failed attempts",
+                retry_after,
+            },
+            e => e.into(),
+        })?;
     if !state
         .passwords
         .verify(body.old.expose(), Some(&user.password))

@@ -16,7 +16,8 @@ use crate::change;
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct PhoneQuery {
-    /// The phone number to bind, in E.164 form, e.g. `+14155550123`.
+    /// The phone number to bind, in E.164 form, e.g. `+14155550123` (`%2B`; a
+    /// raw `+`, which decodes to a space, is read as `+` too).
     #[param(pattern = r"^\+[1-9][0-9]{6,14}$", example = "+14155550123")]
     phone: String,
 }
@@ -31,8 +32,7 @@ pub(crate) struct PhoneQuery {
     security(("token" = [])),
     responses(
         (status = 204, description = "Sent."),
-        (status = 400, description = "Codes: `INVALID_FIELD`, `PHONE_TAKEN`."),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap)."),
+        (status = 400, description = "Codes: `INVALID_FIELD`, `PHONE_TAKEN`, `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap)."),
     )
 )]
 pub(crate) async fn phone_code(
@@ -41,7 +41,7 @@ pub(crate) async fn phone_code(
     client: Client,
     Query(q): Query<PhoneQuery>,
 ) -> ApiResult<StatusCode> {
-    let phone = validate::phone("phone", &q.phone)?;
+    let phone = validate::phone_query("phone", &q.phone)?;
     if let Some(owner) = state.store.user_by_phone(&phone).await?
         && owner.id != auth.user_id
     {

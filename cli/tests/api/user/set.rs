@@ -61,11 +61,9 @@ async fn email_change_moves_the_sign_in() {
 
     let b = app.new_browser();
     b.ping().await;
-    b.login("ada@example.com", PASSWORD).await.expect_error(
-        400,
-        "INVALID_CREDENTIALS",
-        "incorrect",
-    );
+    b.login("ada@example.com", PASSWORD)
+        .await
+        .expect_error(400, "AUTH_INCORRECT", "incorrect");
     b.login("ada.lovelace@example.org", PASSWORD)
         .await
         .expect(204);

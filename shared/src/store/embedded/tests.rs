@@ -62,12 +62,7 @@ async fn accounts_survive_a_restart_and_expired_items_are_pruned() {
             })
             .await
             .unwrap();
-        let login = LoginRecord {
-            time: 0,
-            ip: String::new(),
-            user_agent: String::new(),
-            method: crate::model::LoginMethod::Password,
-        };
+        let login = LoginRecord::new(0, "", "", crate::model::LoginMethod::Password);
         store.begin_session(&session, &login).await.unwrap();
     }
     let store = EmbeddedStore::open(&path).unwrap();
