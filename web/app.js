@@ -231,13 +231,11 @@ function when(value) {
   return value ? new Date(value).toLocaleString() : "—";
 }
 
-/** The last sign-in, in the API's shape or the older console's. */
+/** The last sign-in: `{timestamp, metadata: {client_ip, source}, user_agent}`. */
 function lastSignIn(history) {
   if (!history) return "—";
-  const time = history.time || history.timestamp;
-  const ip = history.ip || history.metadata?.client_ip;
-  const method = history.method || history.metadata?.source;
-  return `${when(time)} by ${method} from ${ip}`;
+  const { client_ip, source } = history.metadata ?? {};
+  return `${when(history.timestamp)} by ${source} from ${client_ip}`;
 }
 
 function profileCard(user) {
