@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document of the API, generated from the handlers'
 //! `#[utoipa::path]` annotations: each function's `openapi()` (from
 //! [`crate::FUNCTIONS`]) with the answers the common layers add, merged.
-//! Handlers document only their own answers: success, their 400 codes, 429.
+//! Handlers document only their own answers: success and their 400 codes.
 //!
 //! `planx openapi` prints it (committed as `openapi.json`); `planx serve`
 //! serves it at `GET /openapi.json` outside release mode.
@@ -13,7 +13,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use shared::AppState;
-use shared::error::Body as ErrorBody;
+use shared::error::{Body as ErrorBody, LIMIT_CODES};
 use shared::http::cookies;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn, PathItem};
@@ -54,7 +54,7 @@ struct ApiDoc;
 /// - every operation that requires `TOKEN`: 401 (the `Auth` extractor);
 /// - every operation with a JSON body: 413 and 415 (the body limit, the `Json` extractor);
 /// - every operation of a stateful function: 500 and 503 (`ApiError`'s causes);
-/// - every 429: its `Retry-After` header.
+/// - every answer that lists a limit's code (`shared::error::LIMIT_CODES`): its `Retry-After` header.
 struct Common {
     function: &'static Function,
 }
@@ -92,7 +92,10 @@ impl Modify for Common {
                     if status.starts_with('4') || status.starts_with('5') {
                         error_body(response);
                     }
-                    if status == "429" {
+                    if LIMIT_CODES
+                        .iter()
+                        .any(|code| response.description.contains(&format!("`{code}`")))
+                    {
                         retry_after(response);
                     }
                 }
@@ -160,7 +163,7 @@ fn retry_after(response: &mut Response) {
         "Retry-After".into(),
         HeaderBuilder::new()
             .schema(seconds)
-            .description(Some("Seconds to wait"))
+            .description(Some("Seconds to wait; sent when a limit is the reason"))
             .build(),
     );
 }

@@ -63,11 +63,15 @@ pub struct Lifetimes {
     pub refresh_code: i64,
 }
 
+/// What `GET /options?type=upload` answers.
 #[derive(Debug, Clone)]
 pub struct Upload {
+    /// The storage's kind (the weplanx console uploads to `cos` itself).
     pub kind: String,
     pub url: String,
-    pub limit: u64,
+    /// The largest upload, in kilobytes: the unit of the console's upload
+    /// component (ng-zorro's `nzSize`).
+    pub limit_kb: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -314,8 +318,13 @@ impl Config {
         let upload = Upload {
             kind: r.string("UPLOAD_TYPE", "s3"),
             url: r.string("UPLOAD_URL", ""),
-            limit: r.number("UPLOAD_LIMIT", 10 * 1024 * 1024, 0, u64::MAX),
+            limit_kb: r.number("UPLOAD_LIMIT_KB", 5120, 0, u32::MAX.into()),
         };
+        if vars.var("UPLOAD_LIMIT").is_some() {
+            r.errors.push(
+                "UPLOAD_LIMIT (bytes) is now UPLOAD_LIMIT_KB, in kilobytes: 5120 for 5 MiB".into(),
+            );
+        }
         let lark = Lark {
             app_id: r.string("LARK_APP_ID", ""),
             redirect: r.string("LARK_REDIRECT", ""),
@@ -377,7 +386,7 @@ impl Config {
             "table_name": self.table_name,
             "sms_sender_id": self.sms_sender_id,
             "mail_from": self.mail_from,
-            "upload": { "type": self.upload.kind, "url": self.upload.url, "limit": self.upload.limit },
+            "upload": { "type": self.upload.kind, "url": self.upload.url, "limit_kb": self.upload.limit_kb },
             "lark": { "app_id": self.lark.app_id, "redirect": self.lark.redirect, "auth_url": self.lark.auth_url },
         })
     }
@@ -442,6 +451,21 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("LOGIN_FAILURE_WINDOW (600)"), "{e}");
         assert!(Config::from_vars(&[("LOGIN_FAILURE_WINDOW", "900")]).is_ok());
+    }
+
+    #[test]
+    fn the_upload_limit_is_in_kilobytes_and_the_old_name_is_refused() {
+        assert_eq!(
+            Config::from_vars(&[("HOSTNAME", "")])
+                .unwrap()
+                .upload
+                .limit_kb,
+            5120
+        );
+        let c = Config::from_vars(&[("UPLOAD_LIMIT_KB", "10240")]).unwrap();
+        assert_eq!(c.upload.limit_kb, 10240);
+        let e = Config::from_vars(&[("UPLOAD_LIMIT", "10485760")]).unwrap_err();
+        assert!(e.to_string().contains("UPLOAD_LIMIT_KB"), "{e}");
     }
 
     #[test]

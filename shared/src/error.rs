@@ -13,7 +13,7 @@ use crate::codes::CodeError;
 use crate::notify::NotifyError;
 use crate::password::PasswordError;
 use crate::store::{StoreError, Unique};
-use crate::throttle::ThrottleError;
+use crate::throttle::{GuessKind, ThrottleError};
 use crate::validate::FieldError;
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -37,12 +37,9 @@ pub enum ApiError {
     NotFound,
     #[error("method not allowed on this route")]
     MethodNotAllowed,
-    /// Wrong sign-in details: password, TOTP or SMS code, or no such account.
+    /// Wrong sign-in details: password, SMS code or TOTP code (the console's code).
     #[error("the sign-in details are incorrect")]
     AuthIncorrect,
-    /// A guessing limit refused the attempt before its secret was checked.
-    #[error("too many incorrect attempts; retry in {retry_after} s")]
-    AuthManyIncorrect { retry_after: i64 },
     #[error("this account is disabled")]
     AccountDisabled,
     #[error("the code is wrong, expired or already used")]
@@ -63,8 +60,15 @@ pub enum ApiError {
     SessionEnded,
     #[error("missing or invalid X-XSRF-TOKEN header")]
     Csrf,
-    #[error("too many requests; retry in {retry_after} s")]
-    TooManyRequests { retry_after: i64 },
+    /// A throttled sign-in (the console's code for it); `Retry-After` says when to try again.
+    #[error("too many failed sign-ins; try again in {}", in_words(*.retry_after))]
+    SignInThrottled { retry_after: i64 },
+    /// Any other limit, e.g. a code requested again too soon; `Retry-After` says when.
+    #[error("{reason}; try again in {}", in_words(*.retry_after))]
+    RateLimited {
+        reason: &'static str,
+        retry_after: i64,
+    },
     #[error("a backing service is unavailable; try again shortly")]
     Unavailable(#[source] Cause),
     #[error("internal error")]
@@ -80,24 +84,26 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
+            // Limits too: the seed documents only 400 for its operations, and
+            // its console shows a 400's message but nothing for a 429.
             InvalidField(_)
             | InvalidJson(_)
             | AuthIncorrect
-            | AuthManyIncorrect { .. }
             | AccountDisabled
             | InvalidCode
             | WeakPassword(_)
             | WrongPassword
             | EmailTaken
             | PhoneTaken
-            | InvalidTotp => StatusCode::BAD_REQUEST,
+            | InvalidTotp
+            | SignInThrottled { .. }
+            | RateLimited { .. } => StatusCode::BAD_REQUEST,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Unauthenticated | SessionEnded => StatusCode::UNAUTHORIZED,
             Csrf => StatusCode::FORBIDDEN,
-            TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -114,7 +120,6 @@ impl ApiError {
             NotFound => "NOT_FOUND",
             MethodNotAllowed => "METHOD_NOT_ALLOWED",
             AuthIncorrect => "AUTH_INCORRECT",
-            AuthManyIncorrect { .. } => "AUTH_MANY_INCORRECT",
             AccountDisabled => "ACCOUNT_DISABLED",
             InvalidCode => "INVALID_CODE",
             WeakPassword(_) => "WEAK_PASSWORD",
@@ -125,10 +130,32 @@ impl ApiError {
             Unauthenticated => "UNAUTHENTICATED",
             SessionEnded => "SESSION_ENDED",
             Csrf => "CSRF_FAILED",
-            TooManyRequests { .. } => "RATE_LIMITED",
+            SignInThrottled { .. } => "AUTH_MANY_INCORRECT",
+            RateLimited { .. } => "RATE_LIMITED",
             Unavailable(_) => "SERVICE_UNAVAILABLE",
             Internal(_) => "INTERNAL",
         }
+    }
+}
+
+/// The codes of limits; their answers carry `Retry-After`.
+pub const LIMIT_CODES: [&str; 2] = ["AUTH_MANY_INCORRECT", "RATE_LIMITED"];
+
+/// A wait in words, rounded up so that waiting as told is enough:
+/// "42 seconds", "15 minutes", "1 hour 5 minutes".
+fn in_words(seconds: i64) -> String {
+    fn unit(n: i64, name: &str) -> String {
+        format!("{n} {name}{}", if n == 1 { "" } else { "s" })
+    }
+    let seconds = seconds.max(1);
+    if seconds < 60 {
+        return unit(seconds, "second");
+    }
+    let minutes = (seconds + 59) / 60;
+    match (minutes / 60, minutes % 60) {
+        (0, m) => unit(m, "minute"),
+        (h, 0) => unit(h, "hour"),
+        (h, m) => format!("{} {}", unit(h, "hour"), unit(m, "minute")),
     }
 }
 
@@ -172,8 +199,8 @@ impl IntoResponse for ApiError {
         };
         let mut response = (self.status(), axum::Json(body)).into_response();
         match self {
-            ApiError::TooManyRequests { retry_after }
-            | ApiError::AuthManyIncorrect { retry_after } => {
+            ApiError::SignInThrottled { retry_after }
+            | ApiError::RateLimited { retry_after, .. } => {
                 let secs = retry_after.max(1).to_string();
                 if let Ok(value) = HeaderValue::from_str(&secs) {
                     response.headers_mut().insert(header::RETRY_AFTER, value);
@@ -215,11 +242,14 @@ impl From<NotifyError> for ApiError {
 }
 
 /// A refused or unsendable code; a code presented wrong is `INVALID_CODE`
-/// (handlers that mean something else by it map [`CodeError::Rejected`] first).
+/// (the SMS sign-in, for which it is `AUTH_INCORRECT`, maps [`CodeError::Rejected`] first).
 impl From<CodeError> for ApiError {
     fn from(e: CodeError) -> Self {
         match e {
-            CodeError::Limited { retry_after } => ApiError::TooManyRequests { retry_after },
+            CodeError::Limited { retry_after } => ApiError::RateLimited {
+                reason: "too many codes requested",
+                retry_after,
+            },
             CodeError::Rejected => ApiError::InvalidCode,
             CodeError::Store(e) => e.into(),
             CodeError::Send(e) => e.into(),
@@ -227,11 +257,19 @@ impl From<CodeError> for ApiError {
     }
 }
 
-/// Every guessing limit, sign-in or not, is the same refusal: nothing was checked.
+/// A guessing limit refused an attempt, unchecked: the console's
+/// `AUTH_MANY_INCORRECT` for a sign-in, `RATE_LIMITED` for anything else.
 impl From<ThrottleError> for ApiError {
     fn from(e: ThrottleError) -> Self {
         match e {
-            ThrottleError::Limited { retry_after } => ApiError::AuthManyIncorrect { retry_after },
+            ThrottleError::Limited {
+                retry_after,
+                kind: GuessKind::SignIn,
+            } => ApiError::SignInThrottled { retry_after },
+            ThrottleError::Limited { retry_after, .. } => ApiError::RateLimited {
+                reason: "too many failed attempts",
+                retry_after,
+            },
             ThrottleError::Store(e) => e.into(),
         }
     }
@@ -242,13 +280,61 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rate_limit_sets_retry_after() {
-        let r = ApiError::TooManyRequests { retry_after: 7 }.into_response();
-        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(r.headers()[header::RETRY_AFTER], "7");
-        let r = ApiError::AuthManyIncorrect { retry_after: 900 }.into_response();
+    fn limits_are_400_with_retry_after_and_the_wait_in_words() {
+        let e = ApiError::SignInThrottled { retry_after: 900 };
+        assert_eq!(
+            e.to_string(),
+            "too many failed sign-ins; try again in 15 minutes"
+        );
+        let r = e.into_response();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
         assert_eq!(r.headers()[header::RETRY_AFTER], "900");
+        let e = ApiError::RateLimited {
+            reason: "too many codes requested",
+            retry_after: 42,
+        };
+        assert_eq!(e.code(), "RATE_LIMITED");
+        assert_eq!(
+            e.to_string(),
+            "too many codes requested; try again in 42 seconds"
+        );
+        let r = e.into_response();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "42");
+        let limits = [
+            ApiError::SignInThrottled { retry_after: 1 },
+            ApiError::RateLimited {
+                reason: "x",
+                retry_after: 1,
+            },
+        ];
+        assert_eq!(LIMIT_CODES, limits.map(|e| e.code()));
+        assert!(
+            ApiError::AuthIncorrect
+                .into_response()
+                .headers()
+                .get(header::RETRY_AFTER)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn waits_read_naturally_and_never_short() {
+        for (seconds, words) in [
+            (-3, "1 second"),
+            (0, "1 second"),
+            (1, "1 second"),
+            (42, "42 seconds"),
+            (60, "1 minute"),
+            (61, "2 minutes"),
+            (900, "15 minutes"),
+            (3599, "1 hour"),
+            (3600, "1 hour"),
+            (3660, "1 hour 1 minute"),
+            (7500, "2 hours 5 minutes"),
+        ] {
+            assert_eq!(in_words(seconds), words, "{seconds}");
+        }
     }
 
     #[tokio::test]

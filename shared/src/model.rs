@@ -43,12 +43,81 @@ pub enum LoginMethod {
     Totp,
 }
 
+/// The most recent login, in the shape the weplanx console reads from `GET /user`
+/// (`history.timestamp`, `history.metadata.client_ip`) and the original server stores.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredLogin")]
 pub struct LoginRecord {
-    pub time: Timestamp,
-    pub ip: String,
+    pub timestamp: Timestamp,
+    pub metadata: LoginMetadata,
     pub user_agent: String,
-    pub method: LoginMethod,
+}
+
+/// Where a login came from and how it was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginMetadata {
+    pub client_ip: String,
+    /// The sign-in method.
+    pub source: LoginMethod,
+}
+
+impl LoginRecord {
+    pub fn new(
+        timestamp: Timestamp,
+        client_ip: &str,
+        user_agent: &str,
+        source: LoginMethod,
+    ) -> Self {
+        LoginRecord {
+            timestamp,
+            metadata: LoginMetadata {
+                client_ip: client_ip.into(),
+                source,
+            },
+            user_agent: user_agent.into(),
+        }
+    }
+}
+
+/// A login as either shape reads: the current one, or the flat one written
+/// before the console's shape was adopted (`{time, ip, user_agent, method}`),
+/// which is migrated on read and rewritten by the next login.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredLogin {
+    Current {
+        timestamp: Timestamp,
+        metadata: LoginMetadata,
+        user_agent: String,
+    },
+    Flat {
+        time: Timestamp,
+        ip: String,
+        user_agent: String,
+        method: LoginMethod,
+    },
+}
+
+impl From<StoredLogin> for LoginRecord {
+    fn from(stored: StoredLogin) -> Self {
+        match stored {
+            StoredLogin::Current {
+                timestamp,
+                metadata,
+                user_agent,
+            } => LoginRecord {
+                timestamp,
+                metadata,
+                user_agent,
+            },
+            StoredLogin::Flat {
+                time,
+                ip,
+                user_agent,
+                method,
+            } => LoginRecord::new(time, &ip, &user_agent, method),
+        }
+    }
 }
 
 /// One signed-in device. Its `expires_at` slides forward while it is used.
@@ -252,6 +321,34 @@ mod tests {
         max: 900,
         window: 3600,
     };
+
+    #[test]
+    fn logins_read_in_both_shapes_and_write_in_the_current_one() {
+        let expected = LoginRecord::new(1_800_000_000, "203.0.113.7", "ua/1", LoginMethod::Sms);
+        let flat = serde_json::json!({
+            "time": 1_800_000_000, "ip": "203.0.113.7", "user_agent": "ua/1", "method": "sms",
+        });
+        let current = serde_json::to_value(&expected).unwrap();
+        assert_eq!(
+            current,
+            serde_json::json!({
+                "timestamp": 1_800_000_000,
+                "metadata": { "client_ip": "203.0.113.7", "source": "sms" },
+                "user_agent": "ua/1",
+            })
+        );
+        for stored in [flat, current] {
+            let read: LoginRecord = serde_json::from_value(stored.clone()).unwrap();
+            assert_eq!(read, expected, "{stored}");
+            // DynamoDB's attribute values go through `deserialize_any` too.
+            let item: serde_dynamo::AttributeValue =
+                serde_dynamo::to_attribute_value(&stored).unwrap();
+            let read: LoginRecord = serde_dynamo::from_attribute_value(item).unwrap();
+            assert_eq!(read, expected, "{stored}");
+        }
+        let neither = serde_json::json!({ "time": 1, "ip": "x" });
+        assert!(serde_json::from_value::<LoginRecord>(neither).is_err());
+    }
 
     #[test]
     fn backoff_lets_five_through_then_doubles_and_caps() {

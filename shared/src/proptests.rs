@@ -123,7 +123,12 @@ proptest! {
             prop_assert!(p.starts_with('+'));
             prop_assert!(p[1..].bytes().all(|b| b.is_ascii_digit()));
             prop_assert!((8..=16).contains(&p.len()));
-            prop_assert_eq!(validate::phone("phone", &p).unwrap(), p);
+            prop_assert_eq!(validate::phone("phone", &p).unwrap(), p.clone());
+            // The console's raw `+`, read as a space from a query, is that `+`.
+            prop_assert_eq!(validate::phone_query("phone", &p.replacen('+', " ", 1)).unwrap(), p);
+        }
+        if let Ok(p) = validate::phone_query("phone", &raw) {
+            prop_assert!(p.starts_with('+') && p[1..].bytes().all(|b| b.is_ascii_digit()));
         }
     }
 
@@ -133,6 +138,12 @@ proptest! {
             prop_assert_eq!(e.matches('@').count(), 1);
             prop_assert!(!e.chars().any(char::is_whitespace));
             prop_assert!(e.len() <= validate::MAX_EMAIL);
+            if !e.starts_with('+') {
+                prop_assert_eq!(validate::email_query("email", &e.replace('+', " ")).unwrap(), e);
+            }
+        }
+        if let Ok(e) = validate::email_query("email", &raw) {
+            prop_assert!(!e.chars().any(char::is_whitespace));
         }
     }
 

@@ -16,10 +16,30 @@ use crate::store::{Attempt, CodeRef, Lane, Lookup, Opening, Settle, StoreError};
 #[derive(Debug, thiserror::Error)]
 pub enum ThrottleError {
     /// A limiter refused it: nothing was checked.
-    #[error("too many incorrect attempts; retry in {retry_after} s")]
-    Limited { retry_after: i64 },
+    #[error("too many failed attempts; retry in {retry_after} s")]
+    Limited { retry_after: i64, kind: GuessKind },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What a guess is at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuessKind {
+    /// A sign-in: the secret alone opens the account.
+    SignIn,
+    /// The current password of a signed-in account (`POST /user/password`).
+    Password,
+    /// A one-time code sent to the account (reset, phone binding).
+    Code,
+}
+
+impl GuessKind {
+    /// Whether the identifier's cap on clients without a device cookie
+    /// applies: where the secret is the account's own. A one-time code has
+    /// its own tries, which cap it account-wide.
+    fn account_wide(self) -> bool {
+        matches!(self, GuessKind::SignIn | GuessKind::Password)
+    }
 }
 
 /// One attempt at a secret.
@@ -32,10 +52,7 @@ pub struct Guess<'a> {
     pub device: Option<&'a DeviceCookie>,
     /// The one-time code it presents, if it is at one.
     pub code: Option<CodeRef>,
-    /// Whether the identifier's cap on clients without a device cookie
-    /// applies: to sign-ins and password checks, where the secret alone opens
-    /// the account. A one-time code has its own tries, which cap it account-wide.
-    pub account_wide: bool,
+    pub kind: GuessKind,
 }
 
 /// An attempt that took its slots: the secret may be checked now.
@@ -85,7 +102,7 @@ pub async fn begin(state: &AppState, guess: Guess<'_>) -> Result<Began, Throttle
         }
         _ => Lane::Address {
             ip: guess.ip.to_string(),
-            account_wide: guess.account_wide,
+            account_wide: guess.kind.account_wide(),
         },
     };
     let attempt = Attempt {
@@ -104,6 +121,7 @@ pub async fn begin(state: &AppState, guess: Guess<'_>) -> Result<Began, Throttle
     };
     let taken = taken.map_err(|r| ThrottleError::Limited {
         retry_after: r.retry_after,
+        kind: guess.kind,
     })?;
     Ok(Began {
         user,

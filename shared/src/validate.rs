@@ -82,6 +82,26 @@ pub fn phone(field: &str, raw: &str) -> Result<String, FieldError> {
     }
 }
 
+/// A phone number from a query string. Angular (the weplanx console) leaves a
+/// `+` raw in query values, and form decoding reads it as a space, so
+/// `?phone=+8613800000000` arrives as `" 8613800000000"`. A leading space
+/// before a digit can only have been that `+`; `%2B` works as ever.
+pub fn phone_query(field: &str, raw: &str) -> Result<String, FieldError> {
+    match raw.strip_prefix(' ') {
+        Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => {
+            phone(field, &format!("+{rest}"))
+        }
+        _ => phone(field, raw),
+    }
+}
+
+/// An email address from a query string, where a raw `+` (`ada+tag@...`)
+/// arrived as a space (see [`phone_query`]): an address holds no space, so
+/// each one inside it was a `+`.
+pub fn email_query(field: &str, raw: &str) -> Result<String, FieldError> {
+    email(field, &raw.trim().replace(' ', "+"))
+}
+
 /// A six-digit one-time code.
 pub fn code(field: &str, raw: &str) -> Result<String, FieldError> {
     let value = raw.trim();
@@ -175,6 +195,30 @@ mod tests {
         ] {
             assert!(phone("phone", bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn query_values_whose_plus_arrived_as_a_space() {
+        for (raw, read) in [
+            (" 8613800138000", "+8613800138000"),
+            ("+8613800138000", "+8613800138000"),
+            (" 1 415 555 0123", "+14155550123"),
+        ] {
+            assert_eq!(phone_query("phone", raw).unwrap(), read, "{raw:?}");
+        }
+        // Without a `+` (raw or as a space) it is still no E.164 number.
+        for bad in ["8613800138000", "  8613800138000", " ", " +86138"] {
+            assert!(phone_query("phone", bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(
+            email_query("email", "ada tag@example.com").unwrap(),
+            "ada+tag@example.com"
+        );
+        assert_eq!(
+            email_query("email", " ada@example.com ").unwrap(),
+            "ada@example.com"
+        );
+        assert!(email_query("email", "ada@exa mple.com").is_err());
     }
 
     #[test]

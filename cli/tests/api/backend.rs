@@ -70,6 +70,8 @@ impl Switch {
 
 pub struct Backend {
     pub store: DynamoStore,
+    /// The store's table, for tests that write items directly.
+    pub table: String,
     /// In front of DynamoDB.
     pub database: Switch,
     /// In front of SNS and SES.
@@ -109,10 +111,16 @@ impl Backend {
         store.create_table().await.expect("moto creates the table");
         Some(Arc::new(Backend {
             store,
+            table,
             database,
             messaging,
             moto,
         }))
+    }
+
+    /// A DynamoDB client on the store's table, bypassing the store.
+    pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&sdk(&self.database.url).await)
     }
 
     /// SNS and SES through the messaging switch, with the sender verified in SES.

@@ -263,12 +263,7 @@ async fn server(seed: Seed) -> TestApp {
         ip: SOURCE_IP.into(),
         user_agent: BROWSER.into(),
     };
-    let login = LoginRecord {
-        time: START,
-        ip: SOURCE_IP.into(),
-        user_agent: BROWSER.into(),
-        method: LoginMethod::Password,
-    };
+    let login = LoginRecord::new(START, SOURCE_IP, BROWSER, LoginMethod::Password);
     let settle = Settle::default();
     assert!(
         state
@@ -405,8 +400,11 @@ async fn check(file: &str, status: u16, code: &str, seed: Seed) -> Result<(), St
         // So do the user agent and the IP of the event, into the login history.
         let user = app.user(USER_ID).await;
         let h = user.history.expect("the login is recorded");
-        if (h.ip.as_str(), h.user_agent.as_str(), h.method)
-            != (SOURCE_IP, BROWSER, LoginMethod::Password)
+        if (
+            h.metadata.client_ip.as_str(),
+            h.user_agent.as_str(),
+            h.metadata.source,
+        ) != (SOURCE_IP, BROWSER, LoginMethod::Password)
         {
             return fail(format!("history {h:?}"));
         }

@@ -37,10 +37,10 @@ async fn login_sets_a_session_cookie_and_records_history() {
     assert_eq!(stored.sessions, 1);
     let h = stored.history.expect("history recorded");
     assert_eq!(
-        (h.ip.as_str(), h.user_agent.as_str()),
+        (h.metadata.client_ip.as_str(), h.user_agent.as_str()),
         ("203.0.113.7", USER_AGENT)
     );
-    assert_eq!(h.time, app.clock_now());
+    assert_eq!(h.timestamp, app.clock_now());
 }
 
 #[tokio::test]
@@ -113,7 +113,7 @@ async fn fail(browser: &TestApp, email: &str, n: usize) {
 /// Asserts a refusal by a guessing limit, and returns its `Retry-After`.
 #[track_caller]
 fn refused(r: &TestResponse) -> i64 {
-    r.expect_error(400, "AUTH_MANY_INCORRECT", "retry in");
+    r.expect_error(400, "AUTH_MANY_INCORRECT", "try again in");
     r.headers["retry-after"].to_str().unwrap().parse().unwrap()
 }
 
@@ -135,7 +135,11 @@ async fn backoff_after_five_failures_doubles_and_success_resets_it() {
     // which is then not checked at all.
     let r = laptop.login("ada@example.com", PASSWORD).await;
     assert_eq!(refused(&r), 1);
-    assert!(r.message().contains("retry in 1 s"), "{}", r.message());
+    assert!(
+        r.message().contains("try again in 1 second"),
+        "{}",
+        r.message()
+    );
     laptop.advance(1);
     fail(&laptop, "ada@example.com", 1).await;
     assert_eq!(refused(&laptop.login("ada@example.com", PASSWORD).await), 2);
@@ -157,6 +161,10 @@ async fn backoff_is_capped_at_fifteen_minutes() {
     assert_eq!(
         refused(&laptop.login("ada@example.com", PASSWORD).await),
         900
+    );
+    assert_eq!(
+        laptop.login("ada@example.com", PASSWORD).await.message(),
+        "too many failed sign-ins; try again in 15 minutes"
     );
 }
 

@@ -4,6 +4,7 @@
 mod backend;
 mod support;
 
+mod console;
 mod enumeration;
 mod errors;
 mod events;

@@ -110,6 +110,55 @@ fn writes_require_the_csrf_header_and_errors_share_one_body() {
     assert!(errors.is_empty(), "{}", errors.join("\n"));
 }
 
+/// Limits on the seed's operations are 400s, since its console shows a 400's
+/// message and nothing for a 429; each answer that can be a limit documents
+/// `Retry-After`; and these are the operations that have limits.
+#[test]
+fn limits_are_400s_with_retry_after() {
+    let doc = document();
+    let seed: BTreeSet<(String, String)> = SEED
+        .iter()
+        .map(|(m, p, _)| (m.to_string(), gateway_path(p)))
+        .collect();
+    let mut limited = BTreeSet::new();
+    let mut errors = vec![];
+    for (method, path) in operations(&doc) {
+        let responses = &doc["paths"][&path][method.to_ascii_lowercase()]["responses"];
+        if seed.contains(&(method.clone(), path.clone())) && !responses["429"].is_null() {
+            errors.push(format!(
+                "{method} {path}: a 429 on an operation of the seed"
+            ));
+        }
+        for (status, response) in responses.as_object().unwrap() {
+            let text = response["description"].as_str().unwrap_or_default();
+            for code in shared::error::LIMIT_CODES {
+                if !text.contains(&format!("`{code}`")) {
+                    continue;
+                }
+                limited.insert(format!("{method} {path} {status} {code}"));
+                if response["headers"]["Retry-After"].is_null() {
+                    errors.push(format!("{method} {path} {status}: no Retry-After"));
+                }
+            }
+        }
+    }
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    let expected: BTreeSet<String> = [
+        "POST /login 400 AUTH_MANY_INCORRECT",
+        "GET /login/sms 400 RATE_LIMITED",
+        "POST /login/sms 400 AUTH_MANY_INCORRECT",
+        "POST /login/totp 400 AUTH_MANY_INCORRECT",
+        "GET /forget_code 400 RATE_LIMITED",
+        "POST /forget_reset 400 RATE_LIMITED",
+        "POST /user/password 400 RATE_LIMITED",
+        "GET /user/phone_code 400 RATE_LIMITED",
+        "POST /user/phone 400 RATE_LIMITED",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(limited, expected);
+}
+
 /// A value for a path parameter when a documented path is sent as a request.
 fn concrete(path: &str) -> String {
     path.replace("{key}", "lark")

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -114,6 +115,17 @@ impl TestApp {
 
     /// An app whose configuration is `vars` over the base (the first entry for a name wins).
     pub async fn spawn_with(vars: &[(&str, &str)]) -> TestApp {
+        Self::spawn_in(vars, None).await
+    }
+
+    /// An app on the AWS backend when it is the one under test, else on an
+    /// embedded store in a file at `path`, which the test may open beside it
+    /// (redb's multi-process mode) to write items the API no longer writes.
+    pub async fn spawn_on_disk(path: &Path) -> TestApp {
+        Self::spawn_in(&[], Some(path)).await
+    }
+
+    async fn spawn_in(vars: &[(&str, &str)], path: Option<&Path>) -> TestApp {
         let all: Vec<(String, String)> = vars
             .iter()
             .chain(BASE_VARS.iter())
@@ -129,7 +141,10 @@ impl TestApp {
                 Some(aws),
             ),
             None => (
-                Arc::new(EmbeddedStore::in_memory()),
+                Arc::new(match path {
+                    Some(path) => EmbeddedStore::open(path).expect("the test database opens"),
+                    None => EmbeddedStore::in_memory(),
+                }),
                 Arc::new(Outbox::terminal()),
                 None,
             ),

@@ -47,18 +47,25 @@ enum Options {
 /// `type=upload`: where and how much the console may upload.
 #[derive(Serialize, ToSchema)]
 struct UploadOptions {
+    /// The storage's kind, e.g. `cos` or `s3` (`UPLOAD_TYPE`).
     #[serde(rename = "type")]
     kind: String,
+    /// Where uploads go (`UPLOAD_URL`).
     url: String,
-    /// The size limit in bytes.
+    /// The largest upload, in kilobytes (`UPLOAD_LIMIT_KB`), as the console's
+    /// upload component reads it.
     limit: u64,
 }
 
-/// `type=collaboration`: the Lark OAuth sign-in URL and its parts.
+/// `type=collaboration`: the parts of the Lark OAuth sign-in URL. The console
+/// builds it: `{url}?redirect_uri={redirect, encoded}&app_id={app_id}&state=...`.
 #[derive(Serialize, ToSchema)]
 struct CollaborationOptions {
+    /// Lark's authorize URL, without a query (`LARK_AUTH_URL`).
     url: String,
+    /// This API's Lark callback (`LARK_REDIRECT`).
     redirect: String,
+    /// The Lark app's id (`LARK_APP_ID`).
     app_id: String,
 }
 
@@ -69,19 +76,6 @@ struct GeneratedSecret {
     id: String,
     #[schema(pattern = "^[A-Za-z0-9]{16}$")]
     key: String,
-}
-
-/// Percent-encodes a query value (RFC 3986 unreserved characters pass through).
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[utoipa::path(
@@ -104,15 +98,10 @@ async fn options(
         "upload" => Options::Upload(UploadOptions {
             kind: c.upload.kind.clone(),
             url: c.upload.url.clone(),
-            limit: c.upload.limit,
+            limit: c.upload.limit_kb,
         }),
         "collaboration" => Options::Collaboration(CollaborationOptions {
-            url: format!(
-                "{}?redirect_uri={}&app_id={}",
-                c.lark.auth_url,
-                encode(&c.lark.redirect),
-                encode(&c.lark.app_id)
-            ),
+            url: c.lark.auth_url.clone(),
             redirect: c.lark.redirect.clone(),
             app_id: c.lark.app_id.clone(),
         }),
@@ -128,18 +117,4 @@ async fn options(
         }
     };
     Ok(NoStore(body))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::encode;
-
-    #[test]
-    fn encodes_query_values() {
-        assert_eq!(
-            encode("https://a.b/c?d=e f"),
-            "https%3A%2F%2Fa.b%2Fc%3Fd%3De%20f"
-        );
-        assert_eq!(encode("cli_a1-B2.~"), "cli_a1-B2.~");
-    }
 }

@@ -12,7 +12,7 @@ use shared::http::{Client, Json, Query};
 use shared::model::Purpose;
 use shared::secret::Secret;
 use shared::store::{CodeRef, Lookup, UserChange};
-use shared::throttle::{self, Guess};
+use shared::throttle::{self, Guess, GuessKind};
 use shared::{ApiError, ApiResult, AppState, password, validate};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
@@ -33,7 +33,8 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct EmailQuery {
-    /// The account's email address.
+    /// The account's email address (a raw `+` in it, which decodes to a
+    /// space, is read as `+`).
     email: String,
 }
 
@@ -48,8 +49,7 @@ struct EmailQuery {
     params(EmailQuery),
     responses(
         (status = 204, description = "Sent, if an active account has that address."),
-        (status = 400, description = "Code: `INVALID_FIELD`."),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap)."),
+        (status = 400, description = "Codes: `INVALID_FIELD`, `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap)."),
     )
 )]
 async fn forget_code(
@@ -58,7 +58,7 @@ async fn forget_code(
     Query(q): Query<EmailQuery>,
 ) -> ApiResult<StatusCode> {
     let floor = Floor::start(&state);
-    let email = validate::email("email", &q.email)?;
+    let email = validate::email_query("email", &q.email)?;
     let channel = Channel::Mail(email.clone());
     let permit = codes::permit(&state, &client.ip, &channel).await?;
     if let Some(user) = state.store.user_by_email(&email).await?
@@ -101,7 +101,7 @@ struct Reset {
     request_body = Reset,
     responses(
         (status = 204, description = "The password is changed."),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `WEAK_PASSWORD`, `INVALID_CODE`, `AUTH_MANY_INCORRECT` (a guessing limit; `Retry-After` says when to try again)."),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `WEAK_PASSWORD`, `INVALID_CODE`, `RATE_LIMITED` (a guessing limit; `Retry-After` says when to try again)."),
     )
 )]
 async fn forget_reset(
@@ -124,7 +124,7 @@ async fn forget_reset(
             purpose: Purpose::PasswordReset,
             subject: identifier.clone(),
         }),
-        account_wide: false,
+        kind: GuessKind::Code,
     };
     let began = throttle::begin(&state, guess).await?;
     let (Some(user), Some(stored)) = (&began.user, &began.code) else {

@@ -13,7 +13,7 @@ use shared::http::{Client, Json, Query};
 use shared::model::{LoginMethod, LoginRecord, Purpose, Session, User};
 use shared::secret::Secret;
 use shared::store::{CodeRef, Lookup, Settle};
-use shared::throttle::{self, Began, Guess};
+use shared::throttle::{self, Began, Guess, GuessKind};
 use shared::{ApiError, ApiResult, AppState, password, totp, validate};
 use utoipa::{IntoParams, ToSchema};
 
@@ -32,7 +32,7 @@ async fn begin(
         ip: &client.ip,
         device: device.0.as_ref(),
         code,
-        account_wide: true,
+        kind: GuessKind::SignIn,
     };
     Ok(throttle::begin(state, guess).await?)
 }
@@ -60,12 +60,7 @@ async fn sign_in(
         ip: client.ip.clone(),
         user_agent: client.user_agent.clone(),
     };
-    let login = LoginRecord {
-        time: now,
-        ip: client.ip.clone(),
-        user_agent: client.user_agent.clone(),
-        method,
-    };
+    let login = LoginRecord::new(now, &client.ip, &client.user_agent, method);
     if !state.store.begin_session(&session, &login, &settle).await? {
         return Err(ApiError::AuthIncorrect);
     }
@@ -97,7 +92,7 @@ pub(crate) struct PasswordLogin {
     responses(
         (status = 204, description = "Signed in; `Set-Cookie: TOKEN=...` and `DEVICE=...` (both HttpOnly).",
             headers(("Set-Cookie" = String, description = "The `TOKEN` and `DEVICE` cookies"))),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `AUTH_INCORRECT`, `ACCOUNT_DISABLED`, `AUTH_MANY_INCORRECT` (a guessing limit; `Retry-After` says when to try again)."),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `AUTH_INCORRECT` (wrong email or password), `ACCOUNT_DISABLED`, `AUTH_MANY_INCORRECT` (a guessing limit; `Retry-After` says when to try again)."),
     )
 )]
 pub(crate) async fn login(
@@ -132,7 +127,8 @@ pub(crate) async fn login(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct PhoneQuery {
-    /// A phone number in E.164 form, e.g. `+14155550123`.
+    /// A phone number in E.164 form, e.g. `+14155550123` (`%2B`; a raw `+`,
+    /// which decodes to a space, is read as `+` too).
     #[param(pattern = r"^\+[1-9][0-9]{6,14}$", example = "+14155550123")]
     phone: String,
 }
@@ -148,8 +144,7 @@ pub(crate) struct PhoneQuery {
     params(PhoneQuery),
     responses(
         (status = 204, description = "Sent, if an active account has that phone."),
-        (status = 400, description = "Code: `INVALID_FIELD`."),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap)."),
+        (status = 400, description = "Codes: `INVALID_FIELD`, `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap)."),
     )
 )]
 pub(crate) async fn sms_code(
@@ -158,7 +153,7 @@ pub(crate) async fn sms_code(
     Query(q): Query<PhoneQuery>,
 ) -> ApiResult<StatusCode> {
     let floor = Floor::start(&state);
-    let phone = validate::phone("phone", &q.phone)?;
+    let phone = validate::phone_query("phone", &q.phone)?;
     let channel = Channel::Sms(phone.clone());
     let permit = codes::permit(&state, &client.ip, &channel).await?;
     let user = state.store.user_by_phone(&phone).await?;
@@ -194,7 +189,7 @@ pub(crate) struct SmsLogin {
     responses(
         (status = 204, description = "Signed in; `Set-Cookie: TOKEN=...` and `DEVICE=...` (both HttpOnly).",
             headers(("Set-Cookie" = String, description = "The `TOKEN` and `DEVICE` cookies"))),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `AUTH_INCORRECT`, `ACCOUNT_DISABLED`, `AUTH_MANY_INCORRECT` (a guessing limit; `Retry-After` says when to try again)."),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `AUTH_INCORRECT` (the code is wrong, expired or spent), `ACCOUNT_DISABLED`, `AUTH_MANY_INCORRECT` (a guessing limit; `Retry-After` says when to try again)."),
     )
 )]
 pub(crate) async fn sms_login(
@@ -239,7 +234,7 @@ pub(crate) struct TotpLogin {
     responses(
         (status = 204, description = "Signed in; `Set-Cookie: TOKEN=...` and `DEVICE=...` (both HttpOnly).",
             headers(("Set-Cookie" = String, description = "The `TOKEN` and `DEVICE` cookies"))),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `AUTH_INCORRECT`, `ACCOUNT_DISABLED`, `AUTH_MANY_INCORRECT` (a guessing limit; `Retry-After` says when to try again)."),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `AUTH_INCORRECT` (wrong or replayed code, or no TOTP bound), `ACCOUNT_DISABLED`, `AUTH_MANY_INCORRECT` (a guessing limit; `Retry-After` says when to try again)."),
     )
 )]
 pub(crate) async fn totp_login(

@@ -7,7 +7,7 @@ use shared::device::Device;
 use shared::http::{Auth, Client, Json};
 use shared::secret::Secret;
 use shared::store::{Lookup, UserChange};
-use shared::throttle::{self, Guess};
+use shared::throttle::{self, Guess, GuessKind};
 use shared::{ApiError, ApiResult, AppState, password};
 use utoipa::ToSchema;
 
@@ -35,7 +35,7 @@ pub(crate) struct SetPassword {
     security(("token" = [])),
     responses(
         (status = 204, description = "Changed."),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `WEAK_PASSWORD`, `WRONG_PASSWORD`, `AUTH_MANY_INCORRECT` (a guessing limit; `Retry-After` says when to try again)."),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `WEAK_PASSWORD`, `WRONG_PASSWORD`, `RATE_LIMITED` (a guessing limit; `Retry-After` says when to try again)."),
     )
 )]
 pub(crate) async fn set_password(
@@ -53,7 +53,7 @@ pub(crate) async fn set_password(
         ip: &client.ip,
         device: device.0.as_ref(),
         code: None,
-        account_wide: true,
+        kind: GuessKind::Password,
     };
     let began = throttle::begin(&state, guess).await?;
     let user = began.user.ok_or(ApiError::SessionEnded)?;

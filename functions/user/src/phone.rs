@@ -9,7 +9,7 @@ use shared::http::{Auth, Client, Json, Query};
 use shared::model::Purpose;
 use shared::secret::Secret;
 use shared::store::{CodeRef, Lookup, UserChange};
-use shared::throttle::{self, Guess};
+use shared::throttle::{self, Guess, GuessKind};
 use shared::{ApiError, ApiResult, AppState, validate};
 use utoipa::{IntoParams, ToSchema};
 
@@ -18,7 +18,8 @@ use crate::settle_change;
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct PhoneQuery {
-    /// The phone number to bind, in E.164 form, e.g. `+14155550123`.
+    /// The phone number to bind, in E.164 form, e.g. `+14155550123` (`%2B`; a
+    /// raw `+`, which decodes to a space, is read as `+` too).
     #[param(pattern = r"^\+[1-9][0-9]{6,14}$", example = "+14155550123")]
     phone: String,
 }
@@ -35,8 +36,7 @@ pub(crate) struct PhoneQuery {
     security(("token" = [])),
     responses(
         (status = 204, description = "Sent."),
-        (status = 400, description = "Codes: `INVALID_FIELD`, `PHONE_TAKEN`."),
-        (status = 429, description = "Code: `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap)."),
+        (status = 400, description = "Codes: `INVALID_FIELD`, `PHONE_TAKEN`, `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap)."),
     )
 )]
 pub(crate) async fn phone_code(
@@ -45,7 +45,7 @@ pub(crate) async fn phone_code(
     client: Client,
     Query(q): Query<PhoneQuery>,
 ) -> ApiResult<StatusCode> {
-    let phone = validate::phone("phone", &q.phone)?;
+    let phone = validate::phone_query("phone", &q.phone)?;
     let channel = Channel::Sms(phone.clone());
     let permit = codes::permit(&state, &client.ip, &channel).await?;
     if let Some(owner) = state.store.user_by_phone(&phone).await?
@@ -84,7 +84,7 @@ pub(crate) struct BindPhone {
     security(("token" = [])),
     responses(
         (status = 204, description = "Bound."),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CODE`, `PHONE_TAKEN`, `AUTH_MANY_INCORRECT` (a guessing limit; `Retry-After` says when to try again)."),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CODE`, `PHONE_TAKEN`, `RATE_LIMITED` (a guessing limit; `Retry-After` says when to try again)."),
     )
 )]
 pub(crate) async fn bind_phone(
@@ -104,7 +104,7 @@ pub(crate) async fn bind_phone(
             purpose: Purpose::PhoneBind,
             subject: auth.user_id.clone(),
         }),
-        account_wide: false,
+        kind: GuessKind::Code,
     };
     let began = throttle::begin(&state, guess).await?;
     let user = began.user.as_ref().ok_or(ApiError::SessionEnded)?;

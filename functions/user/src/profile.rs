@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::clock::rfc3339;
 use shared::http::{Auth, Json};
-use shared::model::{LoginMethod, User};
+use shared::model::{LoginMethod, LoginRecord, User};
 use shared::store::UserChange;
 use shared::{ApiError, ApiResult, AppState, validate};
 use utoipa::ToSchema;
@@ -40,13 +40,39 @@ pub(crate) struct Profile {
     update_time: String,
 }
 
+/// The most recent login, as the weplanx console's profile reads it
+/// (`history.timestamp`, `history.metadata.client_ip`). No `metadata.version`
+/// or `detail`: the console shows geolocation only for version
+/// `shuliancloud.v4`, and this API looks up none.
 #[derive(Serialize, ToSchema)]
 struct LoginHistory {
+    /// When the login was made.
     #[schema(format = DateTime)]
-    time: String,
-    ip: String,
+    timestamp: String,
+    metadata: LoginHistoryMetadata,
+    /// The `User-Agent` of the client that signed in.
     user_agent: String,
-    method: LoginMethod,
+}
+
+#[derive(Serialize, ToSchema)]
+struct LoginHistoryMetadata {
+    /// The client's IP address, as the gateway saw it.
+    client_ip: String,
+    /// The sign-in method: `password`, `sms` or `totp`.
+    source: LoginMethod,
+}
+
+impl From<&LoginRecord> for LoginHistory {
+    fn from(h: &LoginRecord) -> Self {
+        LoginHistory {
+            timestamp: rfc3339(h.timestamp),
+            metadata: LoginHistoryMetadata {
+                client_ip: h.metadata.client_ip.clone(),
+                source: h.metadata.source,
+            },
+            user_agent: h.user_agent.clone(),
+        }
+    }
 }
 
 impl From<&User> for Profile {
@@ -62,12 +88,7 @@ impl From<&User> for Profile {
                 .map(|p| validate::mask(p, 4))
                 .unwrap_or_default(),
             sessions: user.sessions,
-            history: user.history.as_ref().map(|h| LoginHistory {
-                time: rfc3339(h.time),
-                ip: h.ip.clone(),
-                user_agent: h.user_agent.clone(),
-                method: h.method,
-            }),
+            history: user.history.as_ref().map(LoginHistory::from),
             totp: if user.totp.is_some() { "******" } else { "" }.into(),
             lark: user.lark.clone(),
             status: user.active,

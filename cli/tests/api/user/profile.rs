@@ -24,10 +24,9 @@ async fn profile_shows_every_field_and_nothing_else() {
             "phone": "",
             "sessions": 1,
             "history": {
-                "time": start,
-                "ip": "203.0.113.7",
+                "timestamp": start,
+                "metadata": { "client_ip": "203.0.113.7", "source": "password" },
                 "user_agent": USER_AGENT,
-                "method": "password",
             },
             "totp": "",
             "lark": null,
@@ -80,10 +79,9 @@ async fn history_and_sessions_follow_each_login() {
         assert_eq!(
             r.body["history"],
             json!({
-                "time": rfc3339(START + 600),
-                "ip": "198.51.100.23",
+                "timestamp": rfc3339(START + 600),
+                "metadata": { "client_ip": "198.51.100.23", "source": "password" },
                 "user_agent": USER_AGENT,
-                "method": "password",
             })
         );
     }
@@ -93,7 +91,7 @@ async fn history_and_sessions_follow_each_login() {
         .expect(400);
     let r = app.get("/user").await;
     assert_eq!(r.body["sessions"], 2);
-    assert_eq!(r.body["history"]["time"], rfc3339(START + 600));
+    assert_eq!(r.body["history"]["timestamp"], rfc3339(START + 600));
 }
 
 #[tokio::test]
@@ -186,4 +184,89 @@ async fn logout_ends_access_even_with_a_kept_token() {
     app.get("/user")
         .await
         .expect_error(401, "SESSION_ENDED", "session");
+}
+
+/// A login stored in the flat shape written before the console's
+/// (`{time, ip, user_agent, method}`) reads in the console's, with nothing lost,
+/// and the next login stores the new shape. The old record is written straight
+/// into the backend: a DynamoDB map attribute, or the redb item's JSON.
+#[tokio::test]
+async fn a_login_stored_in_the_old_shape_reads_in_the_new_one() {
+    let dir = std::env::temp_dir().join(format!(
+        "planx-test-history-{}",
+        shared::crypto::hex(&shared::crypto::random_bytes::<6>())
+    ));
+    let path = dir.join("planx.redb");
+    let app = TestApp::spawn_on_disk(&path).await;
+    let user = app.add_user("ada@example.com").await;
+    app.sign_in("ada@example.com", PASSWORD).await;
+
+    let (time, ip, agent) = (START - 86_400, "198.51.100.23", "old-browser/0.9");
+    match &app.aws {
+        Some(aws) => {
+            use aws_sdk_dynamodb::types::AttributeValue::{M, N, S};
+            let flat = M([
+                ("time".to_string(), N(time.to_string())),
+                ("ip".to_string(), S(ip.into())),
+                ("user_agent".to_string(), S(agent.into())),
+                ("method".to_string(), S("sms".into())),
+            ]
+            .into());
+            aws.dynamodb()
+                .await
+                .update_item()
+                .table_name(&aws.table)
+                .key("pk", S(format!("USER#{}", user.id)))
+                .key("sk", S("PROFILE".into()))
+                .update_expression("SET history = :h")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":h", flat)
+                .send()
+                .await
+                .expect("the old item is written");
+        }
+        None => {
+            use redb::ReadableTable;
+            let items: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("items");
+            let db = redb::Database::builder()
+                .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
+                .create(&path)
+                .unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut table = txn.open_table(items).unwrap();
+                let key = format!("user/{}", user.id);
+                let mut item: serde_json::Value =
+                    serde_json::from_slice(table.get(key.as_str()).unwrap().unwrap().value())
+                        .unwrap();
+                item["history"] =
+                    json!({ "time": time, "ip": ip, "user_agent": agent, "method": "sms" });
+                let bytes = serde_json::to_vec(&item).unwrap();
+                table.insert(key.as_str(), bytes.as_slice()).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+    }
+
+    let r = app.get("/user").await;
+    r.expect(200);
+    assert_eq!(
+        r.body["history"],
+        json!({
+            "timestamp": rfc3339(time),
+            "metadata": { "client_ip": ip, "source": "sms" },
+            "user_agent": agent,
+        })
+    );
+    assert_eq!(r.body["sessions"], 1, "the rest of the account is intact");
+
+    app.advance(60);
+    app.new_browser().sign_in("ada@example.com", PASSWORD).await;
+    let stored = app.user(&user.id).await.history.unwrap();
+    assert_eq!(stored.timestamp, START + 60);
+    assert_eq!(
+        app.get("/user").await.body["history"]["metadata"]["source"],
+        "password"
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -60,12 +60,7 @@ async fn accounts_survive_a_restart_and_expired_items_are_pruned() {
             })
             .await
             .unwrap();
-        let login = LoginRecord {
-            time: 0,
-            ip: String::new(),
-            user_agent: String::new(),
-            method: crate::model::LoginMethod::Password,
-        };
+        let login = LoginRecord::new(0, "", "", crate::model::LoginMethod::Password);
         let settle = Settle::default();
         assert!(
             store
