@@ -42,7 +42,17 @@ async fn round_trips_per_operation() {
         400,
         app.login("ada@example.com", "wrong password")
     );
-    op!("POST /login", 204, app.login("ada@example.com", PASSWORD));
+    op!(
+        "POST /login (new browser)",
+        204,
+        app.login("ada@example.com", PASSWORD)
+    );
+    // Now with the device cookie that sign-in left.
+    op!(
+        "POST /login (device cookie)",
+        204,
+        app.login("ada@example.com", PASSWORD)
+    );
     op!("GET /verify", 204, app.get("/verify"));
     app.advance(61);
     op!("GET /verify (renewal due)", 204, app.get("/verify"));
@@ -76,9 +86,22 @@ async fn round_trips_per_operation() {
     );
     let code = app.last_code(PHONE);
     op!(
-        "POST /login/sms",
+        "POST /login/sms (device cookie)",
         204,
         app.post("/login/sms", json!({ "phone": PHONE, "code": code }))
+    );
+    let fresh = app.new_browser();
+    fresh.ping().await;
+    app.advance(60);
+    fresh
+        .get(&format!("/login/sms?phone={PHONE_Q}"))
+        .await
+        .expect(204);
+    let code = app.last_code(PHONE);
+    op!(
+        "POST /login/sms (new browser)",
+        204,
+        fresh.post("/login/sms", json!({ "phone": PHONE, "code": code }))
     );
     op!(
         "GET /forget_code",
@@ -130,9 +153,21 @@ async fn round_trips_per_operation() {
     app.advance(30);
     let code = shared::totp::code_at_step(&secret, step + 1).unwrap();
     op!(
-        "POST /login/totp",
+        "POST /login/totp (device cookie)",
         204,
         app.post(
+            "/login/totp",
+            json!({ "email": "ada@example.org", "code": code })
+        )
+    );
+    app.advance(30);
+    let code = shared::totp::code_at_step(&secret, step + 2).unwrap();
+    let fresh = app.new_browser();
+    fresh.ping().await;
+    op!(
+        "POST /login/totp (new browser)",
+        204,
+        fresh.post(
             "/login/totp",
             json!({ "email": "ada@example.org", "code": code })
         )
@@ -151,8 +186,9 @@ async fn round_trips_per_operation() {
     }
     let expected: &[(&str, u64)] = &[
         ("GET /", 0),
-        ("POST /login (wrong password)", 4),
-        ("POST /login", 3),
+        ("POST /login (wrong password)", 3),
+        ("POST /login (new browser)", 4),
+        ("POST /login (device cookie)", 3),
         ("GET /verify", 1),
         ("GET /verify (renewal due)", 2),
         ("GET /user", 2),
@@ -161,16 +197,18 @@ async fn round_trips_per_operation() {
         ("GET /refresh_code", 2),
         ("POST /refresh_token", 2),
         ("GET /login/sms", 5),
-        ("POST /login/sms", 4),
+        ("POST /login/sms (device cookie)", 3),
+        ("POST /login/sms (new browser)", 4),
         ("GET /forget_code", 5),
-        ("POST /forget_reset", 6),
+        ("POST /forget_reset", 8),
         ("POST /user/password", 5),
         ("DELETE /user/phone", 3),
         ("GET /user/phone_code", 5),
         ("POST /user/phone", 4),
         ("GET /user/totp", 3),
         ("POST /user/totp", 3),
-        ("POST /login/totp", 4),
+        ("POST /login/totp (device cookie)", 3),
+        ("POST /login/totp (new browser)", 4),
         ("DELETE /user/totp", 2),
         ("GET /options", 0),
         ("POST /logout", 1),
