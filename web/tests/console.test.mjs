@@ -44,10 +44,12 @@ const LAYOUTS = [
 
 /**
  * The Domain attribute each cookie has today, as Chromium reports it: every
- * cookie gets COOKIE_DOMAIN. The design wants it on XSRF-TOKEN only (TOKEN and
- * XSRF-SALT host-only); when that lands, return `apiHost` for those two here.
+ * cookie gets COOKIE_DOMAIN but DEVICE, which is host-only. The design wants
+ * it on XSRF-TOKEN only (TOKEN and XSRF-SALT host-only too); when that lands,
+ * return `apiHost` for those two here.
  */
-function expectedDomain(layout, apiHost, _cookie) {
+function expectedDomain(layout, apiHost, cookie) {
+  if (cookie === "DEVICE") return apiHost;
   return layout.env.COOKIE_DOMAIN ? `.${layout.env.COOKIE_DOMAIN}` : apiHost;
 }
 
@@ -191,7 +193,7 @@ for (const layout of LAYOUTS.filter((l) => !backend.sameOriginOnly || !l.console
       assert.equal(await fact("Email"), EMAIL);
 
       const cookies = Object.fromEntries((await context.cookies()).map((c) => [c.name, c]));
-      for (const name of ["TOKEN", "XSRF-SALT", "XSRF-TOKEN"]) {
+      for (const name of ["TOKEN", "XSRF-SALT", "XSRF-TOKEN", "DEVICE"]) {
         const c = cookies[name];
         assert.ok(c, `${name} is set`);
         assert.equal(c.secure, true, `${name} is Secure`);
@@ -202,6 +204,7 @@ for (const layout of LAYOUTS.filter((l) => !backend.sameOriginOnly || !l.console
         assert.equal(Boolean(c.partitionKey), layout.sameSite === "None", `${name} partitioned: ${c.partitionKey}`);
       }
       assert.equal(cookies.TOKEN.httpOnly, true, "the page cannot read TOKEN");
+      assert.equal(cookies.DEVICE.httpOnly, true, "the page cannot read DEVICE");
       assert.equal(cookies["XSRF-SALT"].httpOnly, true, "the page cannot read XSRF-SALT");
       assert.equal(cookies["XSRF-TOKEN"].httpOnly, false, "XSRF-TOKEN is meant to be read");
       assert.equal(await verify(), 204);
