@@ -86,6 +86,15 @@ pub struct Issue<'a> {
     pub channel: Channel,
 }
 
+/// What a code's digest covers: the code, and the value it is bound to.
+fn digest_input(bound: Option<&str>, code: &str) -> String {
+    match bound {
+        Some(b) => format!("{code}\0{b}"),
+        None => code.to_string(),
+    }
+}
+
+/// The digest a new code is stored under: the current server key's.
 fn digest(
     state: &AppState,
     purpose: Purpose,
@@ -93,11 +102,21 @@ fn digest(
     bound: Option<&str>,
     code: &str,
 ) -> String {
-    let input = match bound {
-        Some(b) => format!("{code}\0{b}"),
-        None => code.to_string(),
-    };
+    let input = digest_input(bound, code);
     state.keys.code_digest(purpose.as_str(), subject, &input)
+}
+
+/// The digests a pending code may have been stored under: one per server key
+/// in force (after a rotation, a code sent under the previous key still works).
+fn digests(
+    state: &AppState,
+    purpose: Purpose,
+    subject: &str,
+    bound: Option<&str>,
+    code: &str,
+) -> Vec<String> {
+    let input = digest_input(bound, code);
+    state.keys.code_digests(purpose.as_str(), subject, &input)
 }
 
 /// Stores `code` (or a new random one) for `purpose` and `subject`, replacing a
@@ -160,13 +179,13 @@ pub async fn redeem(
     bound: Option<&str>,
     code: &str,
 ) -> CodeResult<Code> {
-    let digest = digest(state, purpose, subject, bound, code);
+    let digests = digests(state, purpose, subject, bound, code);
     match state
         .store
         .redeem_code(
             purpose,
             subject,
-            &digest,
+            &digests,
             state.config.limits.code_attempts,
             state.now(),
         )

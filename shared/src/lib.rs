@@ -9,6 +9,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod http;
+pub mod keys;
 pub mod lambda;
 pub mod lockout;
 pub mod logs;

@@ -187,13 +187,14 @@ pub trait Sessions: Send + Sync {
 pub trait Codes: Send + Sync {
     /// Stores a code, replacing any pending one for the same purpose and subject.
     async fn put_code(&self, code: &Code) -> StoreResult<()>;
-    /// Spends the code if `digest` matches, atomically: of concurrent redemptions
-    /// at most one is accepted. A wrong digest uses an attempt; the last one spends it.
+    /// Spends the code if its digest is one of `digests` (one per server key in
+    /// force), atomically: of concurrent redemptions at most one is accepted. A
+    /// wrong code uses one attempt; the last one spends it.
     async fn redeem_code(
         &self,
         purpose: Purpose,
         subject: &str,
-        digest: &str,
+        digests: &[String],
         max_attempts: u32,
         now: Timestamp,
     ) -> StoreResult<Redemption>;
