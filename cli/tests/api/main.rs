@@ -8,6 +8,7 @@ mod console;
 mod errors;
 mod events;
 mod faults;
+mod keys;
 mod login;
 mod logs;
 mod openapi;

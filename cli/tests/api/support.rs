@@ -16,6 +16,7 @@ use shared::accounts::{self, NewUser};
 use shared::clock::ManualClock;
 use shared::config::Config;
 use shared::http::SourceIp;
+use shared::keys::ServerKeys;
 use shared::model::User;
 use shared::store::embedded::EmbeddedStore;
 use shared::store::{Store, UserChange};
@@ -156,6 +157,25 @@ impl TestApp {
             aws,
             jar: Jar::default(),
             ip: Mutex::new("203.0.113.7".into()),
+        }
+    }
+
+    /// This server (same store, outbox and clock) under other server keys: a
+    /// rotation test's, read from a secret or swapped in place.
+    pub fn with_keys(self, keys: ServerKeys) -> TestApp {
+        let state = &self.state;
+        let state = AppState::with_keys(
+            state.config.clone(),
+            keys,
+            state.store.clone(),
+            self.notifier.clone(),
+            self.clock.clone(),
+        )
+        .unwrap();
+        TestApp {
+            router: planx::app(state.clone()),
+            state,
+            ..self
         }
     }
 
