@@ -355,3 +355,99 @@ async fn a_missing_or_malformed_secret_stops_the_start_with_a_clear_message() {
         .to_string();
     assert!(e.contains("no SecretString"), "{e}");
 }
+
+/// The template's `!If [CreateKeySecret, !Ref KeySecret, !Ref KeySecretArn]`:
+/// the secret the stack made, or the one the parameter names.
+fn is_the_key_secret(value: &serde_yaml_ng::Value) -> bool {
+    use serde_yaml_ng::Value::Tagged;
+    let Tagged(t) = value else { return false };
+    let refs = |v: &serde_yaml_ng::Value| match v {
+        Tagged(r) if r.tag == "Ref" => r.value.as_str().map(str::to_string),
+        _ => None,
+    };
+    let Some(args) = t.value.as_sequence() else {
+        return false;
+    };
+    t.tag == "If"
+        && args.len() == 3
+        && args[0].as_str() == Some("CreateKeySecret")
+        && refs(&args[1]).as_deref() == Some("KeySecret")
+        && refs(&args[2]).as_deref() == Some("KeySecretArn")
+}
+
+/// Each function that holds the key (its `main` does not call
+/// `run_without_key`) may read the key's secret and nothing else of Secrets
+/// Manager; options may read none; no function has the key in its environment.
+#[test]
+fn the_template_lets_exactly_the_key_holders_read_exactly_the_key_secret() {
+    let template = crate::template::template();
+    let env = &template["Globals"]["Function"]["Environment"]["Variables"];
+    assert!(
+        env.get("KEY").is_none(),
+        "the key is not an environment variable"
+    );
+    assert!(
+        is_the_key_secret(&env["KEY_SECRET_ARN"]),
+        "{:?}",
+        env["KEY_SECRET_ARN"]
+    );
+    for function in &planx::FUNCTIONS {
+        let main = std::fs::read_to_string(format!(
+            "{}/../functions/{}/src/main.rs",
+            env!("CARGO_MANIFEST_DIR"),
+            function.name
+        ))
+        .unwrap();
+        let holds_key = !main.contains("run_without_key");
+        let id = crate::template::logical_id(function);
+        let resource = &template["Resources"][id.as_str()];
+        let statements: Vec<&serde_yaml_ng::Value> = resource["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .flat_map(|p| p["Statement"].as_sequence().into_iter().flatten())
+            .filter(|s| {
+                let actions = &s["Action"];
+                let named = |a: &serde_yaml_ng::Value| {
+                    a.as_str().is_some_and(|a| a.starts_with("secretsmanager:"))
+                };
+                named(actions) || actions.as_sequence().is_some_and(|a| a.iter().any(named))
+            })
+            .collect();
+        if holds_key {
+            assert_eq!(statements.len(), 1, "{id}: one statement for the key");
+            let s = statements[0];
+            assert_eq!(
+                s["Action"].as_str(),
+                Some("secretsmanager:GetSecretValue"),
+                "{id}"
+            );
+            assert!(
+                is_the_key_secret(&s["Resource"]),
+                "{id}: {:?}",
+                s["Resource"]
+            );
+        } else {
+            assert!(
+                statements.is_empty(),
+                "{id} holds no key and reads no secret"
+            );
+        }
+    }
+}
+
+/// The secret the stack generates is one the functions can read: the
+/// template's `SecretStringTemplate` with the generated `key` added.
+#[test]
+fn the_generated_secret_has_the_shape_the_functions_read() {
+    let template = crate::template::template();
+    let generate = &template["Resources"]["KeySecret"]["Properties"]["GenerateSecretString"];
+    let mut secret: Value =
+        serde_json::from_str(generate["SecretStringTemplate"].as_str().unwrap()).unwrap();
+    let length = generate["PasswordLength"].as_u64().unwrap() as usize;
+    assert!(length >= shared::keys::MIN_KEY_BYTES, "{length}");
+    let field = generate["GenerateStringKey"].as_str().unwrap();
+    secret[field] = Value::String("x".repeat(length));
+    let ring = KeyRing::from_secret(&secret.to_string()).unwrap();
+    assert_eq!(ring.current_id(), "k1");
+}
