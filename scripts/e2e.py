@@ -22,8 +22,10 @@ import sys
 import time
 import urllib.parse
 
-PHONE = "+14155550123"
-MASKED_PHONE = "+*******0123"
+# Not the browser flow's phone (web/tests/), which binds it to another account
+# against the same functions after this flow (scripts/e2e); a phone is unique.
+PHONE = "+14155550142"
+MASKED_PHONE = "+*******0142"
 NEW_PASSWORD = "a brand new long passphrase"
 
 

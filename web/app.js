@@ -104,6 +104,16 @@ function go(hash) {
   else location.hash = hash;
 }
 
+/**
+ * After a write: the account view again, with what the API holds now, and
+ * then the notice, so a notice never sits above the old values. Not when the
+ * re-render found the session gone (a 401 has sent the console to sign-in).
+ */
+async function shown(message) {
+  await render();
+  if (location.hash === "#/account") notice(message);
+}
+
 function signedIn() {
   refresher.start();
   notice("");
@@ -268,8 +278,7 @@ function editCard(user) {
       submit: "Save",
       action: async (values) => {
         await api.patch("/user", { key, [key]: values[key] });
-        notice(`${label} saved.`);
-        render();
+        await shown(`${label} saved.`);
       },
     });
   return h(
@@ -296,8 +305,7 @@ function passwordCard() {
       submit: "Change password",
       action: async (body) => {
         await api.post("/user/password", body);
-        notice("Password changed; your other devices are signed out.");
-        render();
+        await shown("Password changed; your other devices are signed out.");
       },
     }),
   );
@@ -309,8 +317,7 @@ function removeButton(id, label, path, done) {
   button.addEventListener("click", () =>
     guarded(button, slot, async () => {
       await api.delete(path);
-      notice(done);
-      render();
+      await shown(done);
     }),
   );
   return [button, slot];
@@ -337,8 +344,7 @@ function phoneCard(user) {
       submit: "Bind phone",
       action: async (body) => {
         await api.post("/user/phone", body);
-        notice("Phone bound.");
-        render();
+        await shown("Phone bound.");
       },
     }),
   );
@@ -387,8 +393,7 @@ function totpCard(user) {
               submit: "Bind app",
               action: async ({ first, second }) => {
                 await api.post("/user/totp", { totp: uri, tss: [first, second] });
-                notice("Authenticator app bound.");
-                render();
+                await shown("Authenticator app bound.");
               },
             }),
           ),

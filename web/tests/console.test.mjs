@@ -1,5 +1,7 @@
 // The reference console in Chromium against `planx serve`, in the three
-// layouts a deployment can have (README, "Use it from a web console"):
+// layouts a deployment can have (README, "Use it from a web console"), or,
+// with PLANX_LAMBDA_URL (scripts/e2e), in the same-origin layout against the
+// five Lambda functions behind `cargo lambda watch` (harness.mjs, `backend`):
 //   same origin    the console served by `planx serve --console`, http://localhost
 //   sibling hosts  console.example.test and api.example.test, COOKIE_DOMAIN=example.test
 //   another site   console.other.test and api.example.test, COOKIE_SAMESITE=none
@@ -12,7 +14,7 @@ import { after, before, describe, it } from "node:test";
 
 import qrcode from "qrcode-generator";
 
-import { currentStep, launch, makeCertificate, startPlanx, startProxy, totp, withSteps } from "./harness.mjs";
+import { backend, currentStep, launch, makeCertificate, startProxy, totp, withSteps } from "./harness.mjs";
 
 const EMAIL = "ada@example.test";
 const PHONE = "+14155550123";
@@ -52,25 +54,25 @@ function expectedDomain(layout, apiHost, _cookie) {
 let tls;
 const certificate = () => (tls ??= makeCertificate(HOSTS));
 
-for (const layout of LAYOUTS) {
-  describe(`console, ${layout.name}`, () => {
-    let planx, proxy, browser, context, page;
+for (const layout of LAYOUTS.filter((l) => !backend.sameOriginOnly || !l.consoleHost)) {
+  describe(`console, ${layout.name}, ${backend.name}`, () => {
+    let server, proxy, browser, context, page;
     let apiBase, apiHost, consoleUrl;
     let password = "correct horse battery staple";
 
     before(async () => {
       const user = { email: EMAIL, password };
       if (layout.consoleHost) {
-        proxy = await startProxy(certificate(), () => planx.port);
+        proxy = await startProxy(certificate(), () => server.port);
         apiHost = layout.apiHost;
         apiBase = `https://${apiHost}:${proxy.port}`;
         const origin = `https://${layout.consoleHost}:${proxy.port}`;
-        planx = await startPlanx({ env: layout.env, corsOrigins: [origin], user });
+        server = await backend.start({ env: layout.env, corsOrigins: [origin], user });
         consoleUrl = `${origin}/console/?api=${encodeURIComponent(apiBase)}`;
       } else {
-        planx = await startPlanx({ env: layout.env, user });
+        server = await backend.start({ env: layout.env, user });
         apiHost = "localhost";
-        apiBase = `http://localhost:${planx.port}`;
+        apiBase = `http://localhost:${server.port}`;
         consoleUrl = `${apiBase}/console/`;
       }
       browser = await launch({ hosts: HOSTS });
@@ -82,7 +84,7 @@ for (const layout of LAYOUTS) {
     after(async () => {
       await browser?.close();
       proxy?.stop();
-      planx?.stop();
+      server?.stop();
     });
 
     // One account's story: after a failed step the rest of the layout is skipped.
@@ -247,9 +249,9 @@ for (const layout of LAYOUTS) {
     test("phone binding; sign-out goes to sign-in; SMS sign-in", async (step) => {
       await open();
       await page.fill("#bind-phone input[name=phone]", PHONE);
-      let mark = planx.mark();
+      let mark = await server.mark();
       await step("send code", () => page.click("#bind-phone button.quiet"));
-      const code = await planx.code(PHONE, mark);
+      const code = await server.code(PHONE, mark);
       await page.fill("#bind-phone input[name=code]", code);
       const bound = await step("bind", () => submit("#bind-phone", "POST", "/user/phone"));
       assert.equal(bound.status(), 204);
@@ -263,9 +265,9 @@ for (const layout of LAYOUTS) {
 
       await page.click('nav.tabs a[href="#/signin/sms"]');
       await page.fill("#login-sms input[name=phone]", PHONE);
-      mark = planx.mark();
+      mark = await server.mark();
       await step("send SMS sign-in code", () => page.click("#login-sms button.quiet"));
-      await page.fill("#login-sms input[name=code]", await planx.code(PHONE, mark));
+      await page.fill("#login-sms input[name=code]", await server.code(PHONE, mark));
       const signedIn = await step("SMS sign-in", () => submit("#login-sms", "POST", "/login/sms"));
       assert.equal(signedIn.status(), 204);
       await atAccount();
@@ -323,9 +325,9 @@ for (const layout of LAYOUTS) {
       await signOut();
       await page.click('nav.tabs a[href="#/signin/reset"]');
       await page.fill("#reset input[name=email]", EMAIL);
-      const mark = planx.mark();
+      const mark = await server.mark();
       await step("mail a code", () => page.click("#reset button.quiet"));
-      await page.fill("#reset input[name=code]", await planx.code(EMAIL, mark));
+      await page.fill("#reset input[name=code]", await server.code(EMAIL, mark));
       await page.fill("#reset input[name=password]", "the reset passphrase");
       const reset = await step("reset", () => submit("#reset", "POST", "/forget_reset"));
       assert.equal(reset.status(), 204);

@@ -1,11 +1,12 @@
-// What the browser tests stand on: `planx serve` with its outbox, a throwaway
-// certificate and an HTTPS reverse proxy for the layouts whose hosts need TLS,
-// Debian's Chromium through playwright-core, TOTP codes (RFC 6238), and
-// screenshots of every step, written out when a test fails.
+// What the browser tests stand on: the API they drive (`planx serve` with its
+// outbox, or the Lambda functions behind `cargo lambda watch` on moto), a
+// throwaway certificate and an HTTPS reverse proxy for the layouts whose hosts
+// need TLS, Debian's Chromium through playwright-core, TOTP codes (RFC 6238),
+// and screenshots of every step, written out when a test fails.
 
 import { spawn, execFileSync } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import { tmpdir } from "node:os";
@@ -37,6 +38,33 @@ async function until(what, probe) {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+/** The first six-digit code in a message's text. */
+function sixDigits(text, where) {
+  const code = text.match(/(?<!\d)\d{6}(?!\d)/);
+  if (!code) throw new Error(`no six-digit code in ${where}`);
+  return code[0];
+}
+
+// ------------------------------------------------------------------ backends
+
+/**
+ * The API the tests drive, and how it is started. A backend's `start({ env,
+ * corsOrigins, user })` makes the account and resolves to `{ port, mark, code,
+ * stop }`: the console is at http://localhost:PORT/console/ beside the API,
+ * `await mark()` notes where the sent messages stand, and `code(recipient,
+ * mark)` waits for the six-digit code of the first later message to
+ * `recipient`.
+ *
+ * - `planx serve` (the default): one process per layout, any environment.
+ * - With PLANX_LAMBDA_URL: the five functions behind `cargo lambda watch` at
+ *   that URL, as scripts/e2e runs them on moto (AWS_ENDPOINT_URL, TABLE_NAME).
+ *   Their environment is fixed by scripts/e2e, so only the same-origin
+ *   layout runs.
+ */
+export const backend = process.env.PLANX_LAMBDA_URL
+  ? { name: "Lambda functions (cargo lambda watch)", start: startLambda, sameOriginOnly: true }
+  : { name: "planx serve", start: startPlanx, sameOriginOnly: false };
 
 // ------------------------------------------------------------------ planx
 
@@ -87,15 +115,127 @@ export async function startPlanx({ env = {}, corsOrigins = [], user }) {
       const line = await until(`a code for ${recipient} in the outbox`, () =>
         lines.slice(mark).find((l) => l.startsWith("[outbox]") && l.includes(` to ${recipient}:`)),
       );
-      const text = line.slice(line.indexOf(`${recipient}:`) + recipient.length + 1);
-      const code = text.match(/\b\d{6}\b/);
-      if (!code) throw new Error(`no six-digit code in ${line}`);
-      return code[0];
+      return sixDigits(line.slice(line.indexOf(`${recipient}:`) + recipient.length + 1), line);
     },
     stop() {
       child.kill("SIGINT");
     },
   };
+}
+
+// ------------------------------------------------------------------ Lambda
+
+/**
+ * The five functions behind `cargo lambda watch` at PLANX_LAMBDA_URL, on moto
+ * (AWS_ENDPOINT_URL): the account is made in their table (TABLE_NAME) with
+ * `planx user add --aws`, and a server on a free port serves web/ at /console/
+ * and forwards every other request to watch, so the console and the API share
+ * one origin as with `planx serve --console`. Codes are read from the SMS and
+ * mail moto holds (`GET /moto-api/data.json`).
+ */
+async function startLambda({ env = {}, corsOrigins = [], user }) {
+  if (Object.keys(env).length || corsOrigins.length) {
+    throw new Error("the Lambda functions run with scripts/e2e's environment: the same-origin layout only");
+  }
+  const api = new URL(process.env.PLANX_LAMBDA_URL);
+  const moto = process.env.AWS_ENDPOINT_URL;
+  if (!moto) throw new Error("PLANX_LAMBDA_URL needs AWS_ENDPOINT_URL: the moto the functions use");
+  try {
+    execFileSync(PLANX, ["user", "add", "--aws", "--email", user.email], {
+      env: { ...process.env, PLANX_PASSWORD: user.password },
+      encoding: "utf8",
+      stdio: "pipe",
+    });
+  } catch (error) {
+    throw new Error(`planx user add --aws failed: ${error.stderr || error.message}`);
+  }
+  const server = http.createServer((req, res) => {
+    if (!serveConsole(req, res)) forward(req, res, { host: api.hostname, port: api.port });
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: server.address().port,
+    /** How many SMS and mails moto holds now. */
+    async mark() {
+      const { sms, mail } = await sentMessages(moto);
+      return { sms: sms.length, mail: mail.length };
+    },
+    /** The six-digit code of the first SMS or mail to `recipient` after `mark`. */
+    async code(recipient, mark) {
+      const message = await until(`a code for ${recipient} in moto`, async () => {
+        const { sms, mail } = await sentMessages(moto);
+        return [...sms.slice(mark.sms), ...mail.slice(mark.mail)].find((m) => m.to.includes(recipient));
+      });
+      return sixDigits(message.text, `the message to ${recipient}: ${message.text}`);
+    },
+    stop() {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
+/** The SMS (SNS) and mails (SES) moto has sent, oldest first, as `{ to, text }`. */
+async function sentMessages(moto) {
+  const answer = await fetch(`${moto}/moto-api/data.json`);
+  if (!answer.ok) throw new Error(`GET ${moto}/moto-api/data.json: ${answer.status}`);
+  const data = await answer.json();
+  return {
+    sms: (data.sns?.SMS ?? []).map((m) => ({ to: [m.phone_number], text: m.message })),
+    mail: (data.ses?.Message ?? []).map((m) => ({
+      to: m.destinations?.ToAddresses ?? [],
+      text: m.body.replace(/<[^>]+>/g, " "),
+    })),
+  };
+}
+
+const CONTENT_TYPES = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".mjs": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".json": "application/json",
+  ".png": "image/png",
+  ".svg": "image/svg+xml",
+};
+
+/**
+ * web/ at /console/ (index.html for a folder), as `planx serve --console`
+ * serves it. Answers and returns true for /console and /console/...; any
+ * other path is left to the caller.
+ */
+function serveConsole(req, res) {
+  const { pathname } = new URL(req.url, "http://localhost");
+  if (pathname === "/console") {
+    res.writeHead(308, { location: "/console/" }).end();
+    return true;
+  }
+  if (!pathname.startsWith("/console/")) return false;
+  let file = path.join(WEB, decodeURIComponent(pathname.slice("/console/".length)));
+  try {
+    if (file !== WEB && !file.startsWith(WEB + path.sep)) throw new Error("outside web/");
+    if (statSync(file).isDirectory()) file = path.join(file, "index.html");
+    const body = readFileSync(file);
+    const type = CONTENT_TYPES[path.extname(file)] ?? "application/octet-stream";
+    res.writeHead(200, { "content-type": type, "content-length": body.length });
+    res.end(req.method === "HEAD" ? undefined : body);
+  } catch {
+    res.writeHead(404, { "content-type": "text/plain" }).end("not found");
+  }
+  return true;
+}
+
+/** Sends `req` on to an HTTP server unchanged, and its answer back. */
+function forward(req, res, { host, port }) {
+  const upstream = http.request({ host, port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+    res.writeHead(answer.statusCode, answer.rawHeaders);
+    answer.pipe(res);
+  });
+  upstream.on("error", (error) => {
+    res.writeHead(502, { "content-type": "text/plain" });
+    res.end(`proxy: ${error.message}`);
+  });
+  req.pipe(upstream);
 }
 
 // ------------------------------------------------------------------ TLS
@@ -124,20 +264,7 @@ export function makeCertificate(hosts) {
  * `target()` (planx serve) unchanged: TLS in front, as the gateway and a CDN are.
  */
 export async function startProxy(tls, target) {
-  const server = https.createServer(tls, (req, res) => {
-    const upstream = http.request(
-      { host: "127.0.0.1", port: target(), method: req.method, path: req.url, headers: req.headers },
-      (answer) => {
-        res.writeHead(answer.statusCode, answer.rawHeaders);
-        answer.pipe(res);
-      },
-    );
-    upstream.on("error", (error) => {
-      res.writeHead(502, { "content-type": "text/plain" });
-      res.end(`proxy: ${error.message}`);
-    });
-    req.pipe(upstream);
-  });
+  const server = https.createServer(tls, (req, res) => forward(req, res, { host: "127.0.0.1", port: target() }));
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   return { port: server.address().port, stop: () => server.close() };
 }
