@@ -43,6 +43,13 @@ pub enum ApiError {
     AccountDisabled,
     #[error("the code is wrong, expired or already used")]
     InvalidCode,
+    /// As many refresh codes as allowed are pending for the session (a limit
+    /// of a seed operation: 400, with `Retry-After`).
+    #[error("too many refresh codes pending; retry in {retry_after} s")]
+    TooManyCodes { retry_after: i64 },
+    /// No try is left at a session's refresh codes; a new code brings one.
+    #[error("too many wrong codes; ask for a new code")]
+    TooManyAttempts,
     #[error("password: {0}")]
     WeakPassword(String),
     #[error("old: the current password is incorrect")]
@@ -76,8 +83,17 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            InvalidField(_) | InvalidJson(_) | InvalidCredentials | AccountDisabled
-            | InvalidCode | WeakPassword(_) | WrongPassword | EmailTaken | PhoneTaken
+            InvalidField(_)
+            | InvalidJson(_)
+            | InvalidCredentials
+            | AccountDisabled
+            | InvalidCode
+            | TooManyCodes { .. }
+            | TooManyAttempts
+            | WeakPassword(_)
+            | WrongPassword
+            | EmailTaken
+            | PhoneTaken
             | InvalidTotp => StatusCode::BAD_REQUEST,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -104,6 +120,8 @@ impl ApiError {
             InvalidCredentials => "INVALID_CREDENTIALS",
             AccountDisabled => "ACCOUNT_DISABLED",
             InvalidCode => "INVALID_CODE",
+            TooManyCodes { .. } => "TOO_MANY_CODES",
+            TooManyAttempts => "TOO_MANY_ATTEMPTS",
             WeakPassword(_) => "WEAK_PASSWORD",
             WrongPassword => "WRONG_PASSWORD",
             EmailTaken => "EMAIL_TAKEN",
@@ -159,7 +177,7 @@ impl IntoResponse for ApiError {
         };
         let mut response = (self.status(), axum::Json(body)).into_response();
         match self {
-            ApiError::TooManyRequests { retry_after } => {
+            ApiError::TooManyRequests { retry_after } | ApiError::TooManyCodes { retry_after } => {
                 let secs = retry_after.max(1).to_string();
                 if let Ok(value) = HeaderValue::from_str(&secs) {
                     response.headers_mut().insert(header::RETRY_AFTER, value);

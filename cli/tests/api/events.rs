@@ -14,8 +14,9 @@ use http_body_util::BodyExt;
 use planx::Function;
 use serde_json::Value;
 use shared::codes;
-use shared::model::{LoginMethod, LoginRecord, Purpose, Session, Totp, User};
+use shared::model::{LoginMethod, LoginRecord, Purpose, RefreshIssue, Session, Totp, User};
 use shared::secret::Secret;
+use shared::sessions;
 use shared::totp;
 use tower::ServiceExt;
 
@@ -29,11 +30,16 @@ const SALT: &str = "ZXZlbnRzLXNhbHQtMDAwMQ";
 /// `X-XSRF-TOKEN`: the token of [`SALT`] under [`EVENTS_KEY`].
 const XSRF: &str = "qc-YZm5auyhYZQAS0FnrLDkBsYucYjEIuklvpFtQ_RI";
 const USER_ID: &str = "0123456789abcdef01234567";
-const SESSION_ID: &str = "events-session-0000001";
+/// The `jti` of the `TOKEN` cookie: the session's sign-in time ([`START`]) and 128 bits.
+const JTI: &str = "006b49d200.ZXZlbnRzLXNlc3Npb24tMQ";
+/// The `jti` of another session of the account, signed in ten minutes before.
+const OTHER_JTI: &str = "006b49cfa8.ZXZlbnRzLXNlc3Npb24tMg";
+/// Its id in the device list, which `user/session-end-ok.json` ends.
+const OTHER_KEY: &str = "006b49cfa8R3HooPktR0WABovRU4N5qw";
 /// When the `TOKEN` JWT expires (2100-01-01T00:00:00Z); issued at [`START`].
 const TOKEN_EXP: i64 = 4_102_444_800;
-/// The `TOKEN` cookie: a JWT for [`USER_ID`] and [`SESSION_ID`] under [`EVENTS_KEY`].
-const TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJwbGFueCIsInN1YiI6IjAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2NyIsImp0aSI6ImV2ZW50cy1zZXNzaW9uLTAwMDAwMDEiLCJpYXQiOjE4MDAwMDAwMDAsImV4cCI6NDEwMjQ0NDgwMH0.pSKNRhNpy62cDo1jd-WAte0GkHRAwPnwYv0V8qubxDk";
+/// The `TOKEN` cookie: a JWT for [`USER_ID`] and [`JTI`] under [`EVENTS_KEY`].
+const TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJwbGFueCIsInN1YiI6IjAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2NyIsImp0aSI6IjAwNmI0OWQyMDAuWlhabGJuUnpMWE5sYzNOcGIyNHRNUSIsImlhdCI6MTgwMDAwMDAwMCwiZXhwIjo0MTAyNDQ0ODAwfQ.AcIyW5cmN9nxm-bWm3vIHjHxUie_Zn7JrpGGaROAuos";
 const EMAIL: &str = "ada@example.com";
 const PHONE: &str = "+14155550123";
 /// The code the events redeem; the tests store exactly this code first.
@@ -53,7 +59,7 @@ const BROWSER: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebK
 
 /// What a case needs on the server before its event arrives. Every seed has
 /// the account [`USER_ID`] ([`EMAIL`], [`PASSWORD`], TOTP bound) and its live
-/// session [`SESSION_ID`]; the account has phone [`PHONE`] unless said otherwise.
+/// session [`JTI`] (and another, [`OTHER_JTI`]); the account has phone [`PHONE`] unless said otherwise.
 #[derive(Debug, Clone, Copy)]
 enum Seed {
     Account,
@@ -256,36 +262,25 @@ async fn server(seed: Seed) -> TestApp {
         updated_at: START,
     };
     state.store.insert_user(&user).await.unwrap();
-    let session = Session {
-        user_id: USER_ID.into(),
-        id: SESSION_ID.into(),
-        created_at: START,
-        expires_at: START + lifetimes.session,
-        ip: SOURCE_IP.into(),
-        user_agent: BROWSER.into(),
-    };
-    let login = LoginRecord {
-        time: START,
-        ip: SOURCE_IP.into(),
-        user_agent: BROWSER.into(),
-        method: LoginMethod::Password,
-    };
-    state.store.begin_session(&session, &login).await.unwrap();
+    for (jti, time) in [(OTHER_JTI, START - 600), (JTI, START)] {
+        let login = LoginRecord {
+            time,
+            ip: SOURCE_IP.into(),
+            user_agent: BROWSER.into(),
+            method: LoginMethod::Password,
+        };
+        let key = sessions::key_of(jti).unwrap();
+        let session = Session::begin(USER_ID, key, &login, lifetimes.session);
+        state.store.begin_session(&session, &login).await.unwrap();
+    }
     let code = match seed {
-        Account | NoPhone => None,
+        Account | NoPhone | RefreshCode => None,
         SmsCode => Some((Purpose::SmsLogin, PHONE, None, lifetimes.sms_code, CODE)),
         ResetCode => Some((
             Purpose::PasswordReset,
             EMAIL,
             None,
             lifetimes.mail_code,
-            CODE,
-        )),
-        RefreshCode => Some((
-            Purpose::Refresh,
-            SESSION_ID,
-            None,
-            lifetimes.refresh_code,
             CODE,
         )),
         PhoneCode => Some((
@@ -303,12 +298,28 @@ async fn server(seed: Seed) -> TestApp {
             PENDING_SECRET,
         )),
     };
+    if let RefreshCode = seed {
+        let session = auth_session(state).await;
+        let digest = state.keys.code_digest("refresh", &session.id, CODE);
+        let expires_at = START + lifetimes.refresh_code;
+        let added = state
+            .store
+            .add_refresh_code(&session, &digest, expires_at, 5, START);
+        assert_eq!(added.await.unwrap(), RefreshIssue::Added);
+    }
     if let Some((purpose, subject, bound, ttl, code)) = code {
         codes::store(state, purpose, subject, bound, ttl, Some(code.into()))
             .await
             .unwrap();
     }
     app
+}
+
+/// The session the events' `TOKEN` names, as stored.
+async fn auth_session(state: &shared::AppState) -> Session {
+    let key = sessions::key_of(JTI).unwrap();
+    let session = state.store.session(USER_ID, &key, START).await.unwrap();
+    session.expect("the events' session is seeded")
 }
 
 struct Answer {
@@ -491,9 +502,10 @@ fn credentials_in_the_events_come_from_the_key() {
     let tokens = shared::token::Tokens::new("planx", keys.jwt.expose());
     assert_eq!(
         TOKEN,
-        tokens.issue(USER_ID, SESSION_ID, START, TOKEN_EXP - START),
+        tokens.issue(USER_ID, JTI, START, TOKEN_EXP - START),
         "TOKEN"
     );
+    assert_eq!(sessions::key_of(OTHER_JTI).as_deref(), Some(OTHER_KEY));
     let step = totp::step_of(START);
     assert_eq!(
         TOTP_CODE,

@@ -13,6 +13,7 @@ mod openapi;
 mod ping_options;
 mod races;
 mod recovery;
+mod refresh;
 mod round_trips;
 mod routes;
 mod session_flow;
