@@ -35,6 +35,8 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("no such route")]
     NotFound,
+    #[error("no such session")]
+    NoSuchSession,
     #[error("method not allowed on this route")]
     MethodNotAllowed,
     #[error("the sign-in details are incorrect")]
@@ -97,7 +99,7 @@ impl ApiError {
             | InvalidTotp => StatusCode::BAD_REQUEST,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            NotFound => StatusCode::NOT_FOUND,
+            NotFound | NoSuchSession => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Unauthenticated | SessionEnded => StatusCode::UNAUTHORIZED,
             Csrf => StatusCode::FORBIDDEN,
@@ -116,6 +118,7 @@ impl ApiError {
             UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             NotFound => "NOT_FOUND",
+            NoSuchSession => "SESSION_NOT_FOUND",
             MethodNotAllowed => "METHOD_NOT_ALLOWED",
             InvalidCredentials => "INVALID_CREDENTIALS",
             AccountDisabled => "ACCOUNT_DISABLED",

@@ -214,6 +214,28 @@ const CASES: &[(&str, u16, &str, Seed)] = &[
     ("user/unset-totp-ok.json", 204, "", Account),
     ("user/unset-invalid-key.json", 400, "INVALID_FIELD", Account),
     ("user/unset-no-csrf.json", 403, "CSRF_FAILED", Account),
+    ("user/sessions-ok.json", 200, "", Account),
+    (
+        "user/sessions-no-session.json",
+        401,
+        "UNAUTHENTICATED",
+        Account,
+    ),
+    ("user/session-end-ok.json", 204, "", Account),
+    (
+        "user/session-end-unknown.json",
+        404,
+        "SESSION_NOT_FOUND",
+        Account,
+    ),
+    ("user/session-end-no-csrf.json", 403, "CSRF_FAILED", Account),
+    ("user/sessions-end-others-ok.json", 200, "", Account),
+    (
+        "user/sessions-end-others-no-csrf.json",
+        403,
+        "CSRF_FAILED",
+        Account,
+    ),
     ("options/upload-ok.json", 200, "", Account),
     ("options/collaboration-ok.json", 200, "", Account),
     ("options/generate-secret-ok.json", 200, "", Account),
@@ -401,10 +423,34 @@ async fn check(file: &str, status: u16, code: &str, seed: Seed) -> Result<(), St
         {
             Some("no TOKEN cookie".into())
         }
+        // The list shows both sessions, the current one first; ending the
+        // other leaves only the current one; so does ending all others.
+        "user/sessions-ok.json"
+            if r.body["total"] != 2
+                || r.body["sessions"][0]["current"] != true
+                || r.body["sessions"][1]["id"] != OTHER_KEY
+                || r.text.contains(JTI)
+                || r.text.contains(OTHER_JTI) =>
+        {
+            Some("not the two sessions, current first, without jti".into())
+        }
+        "user/sessions-end-others-ok.json" if r.body["ended"] != 1 => {
+            Some("not one other session ended".into())
+        }
         _ => None,
     };
     if let Some(problem) = problem {
         return fail(problem);
+    }
+    if matches!(
+        file,
+        "user/session-end-ok.json" | "user/sessions-end-others-ok.json"
+    ) {
+        let left = app.state.store.sessions(USER_ID, START).await.unwrap();
+        let left: Vec<_> = left.iter().map(|s| s.id.as_str()).collect();
+        if left != [sessions::key_of(JTI).unwrap()] {
+            return fail(format!("sessions left: {left:?}"));
+        }
     }
     if file == "session/login-ok.json" {
         // So do the user agent and the IP of the event, into the login history.

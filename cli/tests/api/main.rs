@@ -4,6 +4,7 @@
 mod backend;
 mod support;
 
+mod devices;
 mod errors;
 mod events;
 mod faults;
