@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, Update,
@@ -16,7 +17,7 @@ use aws_sdk_dynamodb::types::{
 use super::items::{
     Item, from_item, n, s, session_key, session_sk, to_item, to_value, user_key, user_pk,
 };
-use super::{ConditionalResult, DynamoStore, Write, failed};
+use super::{ConditionalResult, DynamoStore, Table, Write, failed};
 use crate::clock::Timestamp;
 use crate::model::{LoginRecord, RefreshCodes, RefreshIssue, RefreshRedemption, Session};
 use crate::sessions::{PENDING_REFRESH_CODES, READ_AT_MOST};
@@ -31,6 +32,17 @@ const ISSUE_TRIES: usize = 4;
 
 /// A live session's condition.
 const ALIVE: &str = "attribute_exists(pk) AND expires_at > :now";
+
+/// A Query of a user's sessions: their partition, the sessions' sort-key prefix.
+fn sessions_of(t: Table<'_>, user_id: &str) -> QueryFluentBuilder {
+    t.client
+        .query()
+        .table_name(t.name)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :s)")
+        .expression_attribute_values(":pk", s(user_pk(user_id)))
+        .expression_attribute_values(":s", s(session_sk("")))
+        .consistent_read(true)
+}
 
 /// The paths of `refresh_codes` entries to `REMOVE`, each named `#x<i>` in `update`.
 fn remove_codes(
@@ -131,15 +143,9 @@ impl Sessions for DynamoStore {
     async fn sessions(&self, user_id: &str, now: Timestamp) -> StoreResult<Vec<Session>> {
         let out = self
             .send(|t| {
-                t.client
-                    .query()
-                    .table_name(t.name)
-                    .key_condition_expression("pk = :pk AND begins_with(sk, :s)")
-                    .expression_attribute_values(":pk", s(user_pk(user_id)))
-                    .expression_attribute_values(":s", s(session_sk("")))
+                sessions_of(t, user_id)
                     .scan_index_forward(false)
                     .limit(READ_AT_MOST as i32)
-                    .consistent_read(true)
                     .send()
             })
             .await?;
@@ -208,14 +214,8 @@ impl Sessions for DynamoStore {
         loop {
             let out = self
                 .send(|t| {
-                    t.client
-                        .query()
-                        .table_name(t.name)
-                        .key_condition_expression("pk = :pk AND begins_with(sk, :s)")
-                        .expression_attribute_values(":pk", s(user_pk(user_id)))
-                        .expression_attribute_values(":s", s(session_sk("")))
+                    sessions_of(t, user_id)
                         .projection_expression("pk, sk, expires_at")
-                        .consistent_read(true)
                         .set_exclusive_start_key(start)
                         .send()
                 })
