@@ -19,6 +19,7 @@ pub mod password;
 #[cfg(test)]
 mod proptests;
 pub mod secret;
+pub mod sessions;
 pub mod state;
 pub mod store;
 pub mod token;

@@ -5,6 +5,7 @@ mod backend;
 mod support;
 
 mod console;
+mod devices;
 mod errors;
 mod events;
 mod faults;
@@ -15,6 +16,7 @@ mod openapi;
 mod ping_options;
 mod races;
 mod recovery;
+mod refresh;
 mod round_trips;
 mod routes;
 mod session_flow;

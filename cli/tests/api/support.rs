@@ -424,6 +424,14 @@ impl TestApp {
         .await
     }
 
+    /// The store key of this browser's session, from its `TOKEN`.
+    pub fn session_key(&self) -> String {
+        let token = self.cookie("TOKEN").expect("signed in");
+        let claims = self.state.tokens.verify(&token, self.clock_now());
+        let jti = claims.expect("a valid token").jti;
+        shared::sessions::key_of(&jti).expect("the jti of a session")
+    }
+
     /// `GET /refresh_code`: a code for this session's next token.
     pub async fn refresh_code(&self) -> String {
         let r = self.get("/refresh_code").await;

@@ -124,6 +124,9 @@ async fn forget_reset(
         .store
         .update_user(&user.id, UserChange::Password(hash), state.now())
         .await?;
-    state.store.end_sessions(&user.id, None).await?;
+    state
+        .store
+        .end_sessions(&user.id, None, state.now())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,12 +6,11 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use shared::codes::{self, Channel, CodeError, Issue};
-use shared::crypto;
 use shared::http::{Client, Json, Query};
 use shared::model::{LoginMethod, LoginRecord, Purpose, Session, User};
 use shared::secret::Secret;
 use shared::store::Lookup;
-use shared::{ApiError, ApiResult, AppState, lockout, password, totp, validate};
+use shared::{ApiError, ApiResult, AppState, lockout, password, sessions, totp, validate};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{no_content_with, token_cookie};
@@ -46,18 +45,13 @@ impl Attempt<'_> {
         }
         let (state, client) = (self.state, self.client);
         let now = state.now();
-        let session = Session {
-            user_id: user.id.clone(),
-            id: crypto::new_session_id(),
-            created_at: now,
-            expires_at: now + state.config.lifetimes.session,
-            ip: client.ip.clone(),
-            user_agent: client.user_agent.clone(),
-        };
         let login = LoginRecord::new(now, &client.ip, &client.user_agent, method);
+        let jti = sessions::new_jti(now);
+        let key = sessions::key_of(&jti).expect("a new jti names a session");
+        let session = Session::begin(&user.id, key, &login, state.config.lifetimes.session);
         state.store.begin_session(&session, &login).await?;
         let ttl = state.config.lifetimes.token;
-        let jwt = state.tokens.issue(&user.id, &session.id, now, ttl);
+        let jwt = state.tokens.issue(&user.id, &jti, now, ttl);
         Ok(no_content_with(token_cookie(state, &jwt)))
     }
 }

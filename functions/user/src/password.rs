@@ -71,7 +71,7 @@ pub(crate) async fn set_password(
     change(&state, &auth, UserChange::Password(hash)).await?;
     state
         .store
-        .end_sessions(&auth.user_id, Some(&auth.session_id))
+        .end_sessions(&auth.user_id, Some(&auth.session_id), state.now())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
