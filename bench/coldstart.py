@@ -15,7 +15,11 @@ Every function runs beside a hello-world lambda_http binary built with the same
 profile, in the same run. Functions that touch AWS need a moto endpoint with a
 table and an account (see `bench/run`, which sets that up).
 
-Usage: bench/coldstart.py --bin-dir target/release --runs 30 [--aws-endpoint URL]
+The server key comes from `KEY`, or with `--key-secret` from that Secrets
+Manager secret (`KEY_SECRET_ARN`, as deployed), which holds the same key, so
+the cost of reading it at cold start shows in `init`.
+
+Usage: bench/coldstart.py --bin-dir target/release --runs 30 [--aws-endpoint URL] [--key-secret NAME]
 """
 
 import argparse
@@ -203,10 +207,15 @@ def main():
     ap.add_argument("--email", default="bench@example.com")
     ap.add_argument("--password", default="correct horse battery staple")
     ap.add_argument("--only", help="comma-separated binaries to measure")
+    ap.add_argument("--key-secret", help="read the key from this secret (KEY_SECRET_ARN) instead of KEY")
     ap.add_argument("--cert-file", help="SSL_CERT_FILE for the functions (one CA bundle, as on provided.al2023)")
     args = ap.parse_args()
 
-    env = {"KEY": KEY, "MODE": "release", "TABLE_NAME": args.table, "AWS_REGION": "us-east-1"}
+    env = {"MODE": "release", "TABLE_NAME": args.table, "AWS_REGION": "us-east-1"}
+    if args.key_secret:
+        env["KEY_SECRET_ARN"] = args.key_secret
+    else:
+        env["KEY"] = KEY
     if args.cert_file:
         env["SSL_CERT_FILE"] = args.cert_file
     if args.aws_endpoint:
@@ -245,7 +254,8 @@ def main():
         route = payload["routeKey"]
         rows.append((name, route, status, inits, firsts, max(rss), os.path.getsize(path), zipped_size(path)))
 
-    print(f"{args.runs} cold starts per binary; times in ms (median / p90), sizes in bytes\n")
+    source = f"secret {args.key_secret}" if args.key_secret else "KEY"
+    print(f"{args.runs} cold starts per binary, key from {source}; times in ms (median / p90), sizes in bytes\n")
     print("| binary | first event | status | init median | init p90 | first event median | peak RSS | bootstrap | zip |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, route, status, inits, firsts, rss, size, zsize in rows:

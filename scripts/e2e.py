@@ -34,12 +34,13 @@ FUNCTIONS = [
     ("ping", re.compile(r"/$")),
     ("session", re.compile(r"/(login(/sms|/totp)?|verify|refresh_code|refresh_token|logout)$")),
     ("recovery", re.compile(r"/forget_(code|reset)$")),
-    ("user", re.compile(r"/user(/[^/]+)?$")),
+    ("user", re.compile(r"/user(/[^/]+|/sessions/[^/]+)?$")),
     ("options", re.compile(r"/options$")),
 ]
 
 # Every path and method of the seed (and DELETE on each static /user/* path,
-# which axum and the router send to the user function, not to /user/{key}).
+# which axum and the router send to the user function, not to /user/{key}),
+# and the device routes beyond it.
 SEED_ROUTES = [
     ("GET", "/"),
     ("POST", "/login"),
@@ -65,6 +66,9 @@ SEED_ROUTES = [
     ("DELETE", "/user/totp"),
     ("DELETE", "/user/password"),
     ("DELETE", "/user/phone_code"),
+    ("GET", "/user/sessions"),
+    ("DELETE", "/user/sessions"),
+    ("DELETE", "/user/sessions/006b49d200AAAAAAAAAAAAAAAAAAAAAA"),
     ("GET", "/options"),
 ]
 
@@ -347,6 +351,24 @@ def flow(api, moto, email, password, log_dir=None):
         check(r.json().get("code") == "AUTH_INCORRECT", f"replay: {r.text!r}")
         return "session: 204, the same code again 400"
 
+    def devices():
+        # A third browser signs in; the first lists the three sessions and
+        # signs the third out by the id the third sees as its own.
+        d = Client(api)
+        expect(d.get("/"), 200)
+        expect(d.post("/login", {"email": email, "password": password}), 204)
+        own = [s for s in expect(d.get("/user/sessions"), 200).json()["sessions"] if s["current"]]
+        check(len(own) == 1, f"the third browser's own session: {own}")
+        body = expect(a.get("/user/sessions"), 200).json()
+        check(body.get("total") == 3, f"total {body.get('total')}, expected 3: {body}")
+        ids = [s["id"] for s in body["sessions"]]
+        check(own[0]["id"] in ids, f"{own[0]['id']} not in {ids}")
+        claims = json.loads(base64.urlsafe_b64decode(d.jar["TOKEN"].split(".")[1] + "=="))
+        check(claims["jti"] not in json.dumps(body), "the list shows a jti")
+        expect(a.request("DELETE", "/user/sessions/" + own[0]["id"]), 204)
+        expect(d.get("/verify"), 401, "(the ended device)")
+        return "user: 3 sessions listed, the third ended: 401"
+
     def phone_code():
         ctx["sms_seen"] = count_sms(moto, PHONE)
         expect(a.get("/user/phone_code?phone=" + urllib.parse.quote(PHONE, safe="")), 204)
@@ -429,6 +451,7 @@ def flow(api, moto, email, password, log_dir=None):
     step("GET /user/totp", totp_uri)
     step("POST /user/totp (two consecutive codes)", bind_totp)
     step("POST /login/totp", login_totp)
+    step("GET /user/sessions, DELETE /user/sessions/{id}", devices)
     step("GET /user/phone_code", phone_code)
     step("POST /user/phone", bind_phone)
     step("GET /user (masked phone)", phone_masked)

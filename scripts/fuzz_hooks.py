@@ -4,8 +4,11 @@ Before each call the case gets the `TOKEN` and `XSRF-SALT` cookies and the
 `X-XSRF-TOKEN` header of a signed-in session (FUZZ_BASE, FUZZ_EMAIL,
 FUZZ_PASSWORD), so authenticated and CSRF-protected operations are exercised
 past the door. After an operation that can end the session (logout, password
-change or reset, DELETE /user/*) or any 401, the next call signs in again; a
-TOKEN the server hands out (refresh, login) is adopted.
+change or reset, DELETE /user/*: unbinding, ending sessions) or any 401, the
+next call signs in again; a TOKEN the server hands out (refresh, login) is
+adopted. DELETE /user/sessions ends every session but the caller's, and
+DELETE /user/sessions/{id} the fuzzer's own only if it hits its id: signing in
+again after either keeps every later call signed in, whatever they ended.
 """
 
 import os
@@ -23,6 +26,8 @@ ENDING = {
     ("POST", "/logout"),
     ("POST", "/user/password"),
     ("POST", "/forget_reset"),
+    ("DELETE", "/user/sessions"),
+    ("DELETE", "/user/sessions/{id}"),
 }
 
 _lock = threading.Lock()

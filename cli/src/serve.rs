@@ -12,6 +12,7 @@ use tower_http::services::ServeDir;
 
 use shared::AppState;
 use shared::accounts::{self, AccountError, NewUser};
+use shared::clock::{Clock, SystemClock};
 use shared::config::Config;
 use shared::notify::Notifier;
 use shared::notify::terminal::TerminalNotifier;
@@ -142,7 +143,12 @@ pub async fn run(args: ServeArgs, store_args: &StoreArgs) -> Result<(), String> 
             "warning: KEY is not set, so a throwaway signing key is in use: sessions end when the server stops. Set KEY (32+ bytes) to keep them."
         );
     }
-    let state = AppState::with_system_clock(config, store, notifier).map_err(|e| e.to_string())?;
+    // `KEY` and `KEY_PREVIOUS`, or the secret `KEY_SECRET_ARN` names (read now).
+    let keys = shared::aws::server_keys(&sdk, &config, SystemClock.now())
+        .await
+        .map_err(|e| e.to_string())?;
+    let state = AppState::with_keys(config, keys, store, notifier, Arc::new(SystemClock))
+        .map_err(|e| e.to_string())?;
     for spec in &args.users {
         add_startup_user(&state, spec).await?;
     }

@@ -104,7 +104,7 @@ async fn set_active(store: &dyn Store, email: &str, active: bool, now: i64) -> R
         .map_err(|e| e.to_string())?;
     if !active {
         let ended = store
-            .end_sessions(&user.id, None)
+            .end_sessions(&user.id, None, now)
             .await
             .map_err(|e| e.to_string())?;
         println!("disabled {} and ended {ended} session(s)", user.email);

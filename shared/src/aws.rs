@@ -5,13 +5,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use aws_smithy_http_client::tls;
 use tokio::sync::OnceCell;
 
-use crate::config::Config;
+use crate::clock::Timestamp;
+use crate::config::{Config, KeySource};
+use crate::keys::{KeyError, KeyRing, LoadKeys, ServerKeys};
 use crate::notify::aws::AwsNotifier;
 use crate::store::dynamo::DynamoStore;
 
@@ -71,4 +75,60 @@ pub fn store(sdk: &Sdk, config: &Config) -> DynamoStore {
 
 pub fn notifier(sdk: &Sdk, config: &Config) -> AwsNotifier {
     AwsNotifier::new(sdk.clone(), &config.sms_sender_id, &config.mail_from)
+}
+
+/// The server keys in a Secrets Manager secret (its JSON: [`KeyRing::from_secret`]).
+pub struct SecretKeys {
+    sdk: Sdk,
+    id: String,
+    client: OnceCell<aws_sdk_secretsmanager::Client>,
+}
+
+impl SecretKeys {
+    /// The secret named `id` (its ARN or name).
+    pub fn new(sdk: Sdk, id: &str) -> Self {
+        Self {
+            sdk,
+            id: id.to_string(),
+            client: OnceCell::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl LoadKeys for SecretKeys {
+    /// One `GetSecretValue` (its current version).
+    async fn load(&self) -> Result<KeyRing, KeyError> {
+        let client = self
+            .client
+            .get_or_init(|| async { aws_sdk_secretsmanager::Client::new(self.sdk.get().await) })
+            .await;
+        let fail = |what: String| KeyError(format!("secret {}: {what}", self.id));
+        let out = client
+            .get_secret_value()
+            .secret_id(&self.id)
+            .send()
+            .await
+            .map_err(|e| fail(DisplayErrorContext(&e).to_string()))?;
+        let text = out
+            .secret_string()
+            .ok_or_else(|| fail("no SecretString (the keys are JSON text, not binary)".into()))?;
+        KeyRing::from_secret(text).map_err(|e| fail(e.0))
+    }
+}
+
+/// The server keys `config` names: `KEY`'s, or the secret's, read now (a
+/// missing, unreadable or malformed secret is an error: the start stops).
+pub async fn server_keys(
+    sdk: &Sdk,
+    config: &Config,
+    now: Timestamp,
+) -> Result<ServerKeys, KeyError> {
+    match &config.key {
+        KeySource::Env(ring) => Ok(ServerKeys::fixed(ring.clone())),
+        KeySource::Secret { id, refresh } => {
+            let source = Arc::new(SecretKeys::new(sdk.clone(), id));
+            ServerKeys::load(source, *refresh, now).await
+        }
+    }
 }

@@ -92,6 +92,15 @@ pub struct Issue<'a> {
     pub channel: Channel,
 }
 
+/// What a code's digest covers: the code, and the value it is bound to.
+fn digest_input(bound: Option<&str>, code: &str) -> String {
+    match bound {
+        Some(b) => format!("{code}\0{b}"),
+        None => code.to_string(),
+    }
+}
+
+/// The digest a new code is stored under: the current server key's.
 fn digest(
     state: &AppState,
     purpose: Purpose,
@@ -99,11 +108,21 @@ fn digest(
     bound: Option<&str>,
     code: &str,
 ) -> String {
-    let input = match bound {
-        Some(b) => format!("{code}\0{b}"),
-        None => code.to_string(),
-    };
+    let input = digest_input(bound, code);
     state.keys.code_digest(purpose.as_str(), subject, &input)
+}
+
+/// The digests a pending code may have been stored under: one per server key
+/// in force (after a rotation, a code sent under the previous key still works).
+fn digests(
+    state: &AppState,
+    purpose: Purpose,
+    subject: &str,
+    bound: Option<&str>,
+    code: &str,
+) -> Vec<String> {
+    let input = digest_input(bound, code);
+    state.keys.code_digests(purpose.as_str(), subject, &input)
 }
 
 /// Stores `code` (or a new random one) for `purpose` and `subject`, replacing a
@@ -235,13 +254,13 @@ pub async fn redeem(
     bound: Option<&str>,
     code: &str,
 ) -> CodeResult<Code> {
-    let digest = digest(state, purpose, subject, bound, code);
+    let digests = digests(state, purpose, subject, bound, code);
     match state
         .store
         .redeem_code(
             purpose,
             subject,
-            &digest,
+            &digests,
             state.config.limits.guessing.code_attempts,
             state.now(),
         )
@@ -255,10 +274,12 @@ pub async fn redeem(
 /// Whether `presented` is the code `stored` holds (for `bound`, if given), in
 /// constant time. Counted in [`AppState::code_comparisons`]: a comparison is a
 /// guess checked, and only an attempt that took its slots may make one.
+/// Under any server key in force, so a code sent before a rotation still works.
 pub fn matches(state: &AppState, stored: &Code, bound: Option<&str>, presented: &str) -> bool {
     state.code_comparisons.fetch_add(1, Ordering::SeqCst);
-    let digest = digest(state, stored.purpose, &stored.subject, bound, presented);
-    constant_time_eq(digest.as_bytes(), stored.digest.as_bytes())
+    digests(state, stored.purpose, &stored.subject, bound, presented)
+        .iter()
+        .any(|d| constant_time_eq(d.as_bytes(), stored.digest.as_bytes()))
 }
 
 fn lifetime(ttl: i64) -> String {

@@ -3,11 +3,9 @@
 
 use serde_json::{Value, json};
 
+pub use crate::keys::MIN_KEY_BYTES;
+use crate::keys::{KeyRing, ServerKey};
 use crate::model::{Backoff, Guessing, Rule};
-use crate::secret::Secret;
-
-/// The shortest `KEY` accepted in release mode.
-pub const MIN_KEY_BYTES: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -81,14 +79,26 @@ pub struct Lark {
     pub auth_url: String,
 }
 
+/// Where the server keys come from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// `KEY` (current) and `KEY_PREVIOUS` (still accepted), each under the id
+    /// derived from it; or a throwaway key (debug mode without either).
+    Env(KeyRing),
+    /// `KEY_SECRET_ARN`: a Secrets Manager secret (ARN or name), read at start
+    /// and again every `refresh` seconds (`KEY_SECRET_REFRESH`).
+    Secret { id: String, refresh: i64 },
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub mode: Mode,
     pub namespace: String,
     /// This node's name, answered by `GET /`.
     pub name: String,
-    pub key: Secret<Vec<u8>>,
-    /// The key was generated at start (debug mode without `KEY`).
+    pub key: KeySource,
+    /// The key was generated at start (debug mode without `KEY`, or a function
+    /// that holds no key).
     pub key_generated: bool,
     pub cookie_secure: bool,
     pub cookie_same_site: SameSite,
@@ -182,13 +192,72 @@ impl Reader<'_> {
     }
 }
 
+fn throwaway_key() -> KeySource {
+    KeySource::Env(KeyRing::single(&crate::crypto::random_bytes::<32>()))
+}
+
+/// `KEY_SECRET_ARN`, or `KEY` and `KEY_PREVIOUS`: one place or the other.
+fn read_key(r: &mut Reader, mode: Mode) -> (KeySource, bool) {
+    let secret = r.vars.var("KEY_SECRET_ARN");
+    let refresh = r.number("KEY_SECRET_REFRESH", 300, 10, 86_400);
+    let current = r.vars.var("KEY");
+    let previous = r.vars.var("KEY_PREVIOUS");
+    if let Some(id) = secret {
+        if current.is_some() || previous.is_some() {
+            r.errors.push(
+                "KEY_SECRET_ARN and KEY (or KEY_PREVIOUS) are both set: the keys come from one or the other".into(),
+            );
+        }
+        return (KeySource::Secret { id, refresh }, false);
+    }
+    let Some(current) = current else {
+        if previous.is_some() {
+            r.errors
+                .push("KEY_PREVIOUS is set without KEY (the current key)".into());
+        } else if mode == Mode::Release {
+            r.errors.push(format!(
+                "KEY (at least {MIN_KEY_BYTES} random bytes) or KEY_SECRET_ARN is required in release mode"
+            ));
+        }
+        return (throwaway_key(), mode == Mode::Debug);
+    };
+    let mut key = |name: &str, value: String| {
+        if mode == Mode::Release && value.len() < MIN_KEY_BYTES {
+            r.errors.push(format!(
+                "{name} must be at least {MIN_KEY_BYTES} bytes in release mode"
+            ));
+        }
+        ServerKey::new(None, value.into_bytes()).expect("a derived id is valid")
+    };
+    let current = key("KEY", current);
+    let previous = previous.map(|p| key("KEY_PREVIOUS", p));
+    match KeyRing::new(current, previous.into_iter().collect()) {
+        Ok(ring) => (KeySource::Env(ring), false),
+        Err(_) => {
+            r.errors.push("KEY_PREVIOUS is the same key as KEY".into());
+            (throwaway_key(), false)
+        }
+    }
+}
+
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(&Env)
     }
 
+    /// The configuration of a function that holds no server key (options: it
+    /// signs and checks nothing): the key variables are not read, and a
+    /// throwaway key stands in.
+    pub fn from_env_without_key() -> Result<Self, ConfigError> {
+        Self::read(&Env, false)
+    }
+
     /// Builds and validates the configuration; every problem is reported at once.
     pub fn from_vars(vars: &dyn Vars) -> Result<Self, ConfigError> {
+        Self::read(vars, true)
+    }
+
+    fn read(vars: &dyn Vars, wants_key: bool) -> Result<Self, ConfigError> {
         let mut r = Reader {
             vars,
             errors: vec![],
@@ -202,22 +271,10 @@ impl Config {
                 Mode::Debug
             }
         };
-        let (key, key_generated) = match vars.var("KEY") {
-            Some(k) if k.len() >= MIN_KEY_BYTES => (k.into_bytes(), false),
-            Some(_) if mode == Mode::Release => {
-                r.errors.push(format!(
-                    "KEY must be at least {MIN_KEY_BYTES} bytes in release mode"
-                ));
-                (vec![], false)
-            }
-            Some(k) => (k.into_bytes(), false),
-            None if mode == Mode::Release => {
-                r.errors.push(format!(
-                    "KEY is required in release mode (at least {MIN_KEY_BYTES} random bytes)"
-                ));
-                (vec![], false)
-            }
-            None => (crate::crypto::random_bytes::<32>().to_vec(), true),
+        let (key, key_generated) = if wants_key {
+            read_key(&mut r, mode)
+        } else {
+            (throwaway_key(), true)
         };
         let same_site = match r
             .string("COOKIE_SAMESITE", "lax")
@@ -336,7 +393,7 @@ impl Config {
         let config = Config {
             mode,
             name,
-            key: Secret::new(key),
+            key,
             key_generated,
             cookie_secure,
             cookie_same_site: same_site,
@@ -365,6 +422,7 @@ impl Config {
             "namespace": self.namespace,
             "name": self.name,
             "key": "[redacted]",
+            "key_source": match self.key { KeySource::Env(_) => "env", KeySource::Secret { .. } => "secrets-manager" },
             "key_generated": self.key_generated,
             "cookie": { "secure": self.cookie_secure, "same_site": self.cookie_same_site.as_str(), "domain": self.cookie_domain },
             "argon2": { "m_cost": self.argon2.m_cost, "t_cost": self.argon2.t_cost, "p_cost": self.argon2.p_cost },
@@ -401,7 +459,7 @@ mod tests {
         let c = Config::from_vars(&[("HOSTNAME", "")]).unwrap();
         assert_eq!(c.mode, Mode::Debug);
         assert!(c.key_generated);
-        assert_eq!(c.key.expose().len(), 32);
+        assert!(matches!(c.key, KeySource::Env(_)));
         assert_eq!(c.argon2.m_cost, 19_456);
         let g = c.limits.guessing;
         assert_eq!(
@@ -421,11 +479,88 @@ mod tests {
     #[test]
     fn release_refuses_missing_or_short_key() {
         let e = Config::from_vars(&[("MODE", "release")]).unwrap_err();
-        assert!(e.to_string().contains("KEY is required"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("KEY (at least 32 random bytes) or KEY_SECRET_ARN is required"),
+            "{e}"
+        );
         let e = Config::from_vars(&[("MODE", "release"), ("KEY", "short")]).unwrap_err();
-        assert!(e.to_string().contains("at least 32 bytes"), "{e}");
+        assert!(
+            e.to_string().contains("KEY must be at least 32 bytes"),
+            "{e}"
+        );
+        let e = Config::from_vars(&[
+            ("MODE", "release"),
+            ("KEY", &"k".repeat(32)),
+            ("KEY_PREVIOUS", "short"),
+        ])
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("KEY_PREVIOUS must be at least 32"),
+            "{e}"
+        );
         let ok = Config::from_vars(&[("MODE", "release"), ("KEY", &"k".repeat(32))]).unwrap();
         assert!(!ok.key_generated);
+    }
+
+    #[test]
+    fn key_and_key_previous_are_a_ring_with_derived_ids() {
+        let (new, old) = ("n".repeat(32), "o".repeat(32));
+        let c =
+            Config::from_vars(&[("KEY", new.as_str()), ("KEY_PREVIOUS", old.as_str())]).unwrap();
+        let KeySource::Env(ring) = c.key else {
+            panic!("{:?}", c.key)
+        };
+        assert_eq!(ring.current_id(), crate::keys::derived_id(new.as_bytes()));
+        let accepted: Vec<&str> = ring.accepted_ids().collect();
+        assert_eq!(accepted, [crate::keys::derived_id(old.as_bytes())]);
+        let e = Config::from_vars(&[("KEY", new.as_str()), ("KEY_PREVIOUS", new.as_str())])
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("KEY_PREVIOUS is the same key as KEY"),
+            "{e}"
+        );
+        let e = Config::from_vars(&[("KEY_PREVIOUS", old.as_str())]).unwrap_err();
+        assert!(
+            e.to_string().contains("KEY_PREVIOUS is set without KEY"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_secret_replaces_the_key_variables() {
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:planx-key-AbCdEf";
+        let c = Config::from_vars(&[("MODE", "release"), ("KEY_SECRET_ARN", arn)]).unwrap();
+        assert!(
+            matches!(&c.key, KeySource::Secret { id, refresh: 300 } if id == arn),
+            "{:?}",
+            c.key
+        );
+        assert_eq!(c.redacted()["key_source"], "secrets-manager");
+        let c = Config::from_vars(&[
+            ("KEY_SECRET_ARN", "planx-key"),
+            ("KEY_SECRET_REFRESH", "60"),
+        ])
+        .unwrap();
+        assert!(matches!(c.key, KeySource::Secret { refresh: 60, .. }));
+        let e =
+            Config::from_vars(&[("KEY_SECRET_ARN", arn), ("KEY", &"k".repeat(32))]).unwrap_err();
+        assert!(e.to_string().contains("KEY_SECRET_ARN and KEY"), "{e}");
+        let e =
+            Config::from_vars(&[("KEY_SECRET_ARN", arn), ("KEY_SECRET_REFRESH", "1")]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("KEY_SECRET_REFRESH must be a number from 10"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_function_without_a_key_needs_none_in_release_mode() {
+        let c = Config::read(&[("MODE", "release")], false).unwrap();
+        assert!(c.key_generated);
+        assert!(matches!(c.key, KeySource::Env(_)));
     }
 
     #[test]

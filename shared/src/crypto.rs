@@ -36,8 +36,8 @@ pub fn new_user_id() -> String {
     hex(&random_bytes::<12>())
 }
 
-/// A new session id (the JWT `jti`): 128 random bits, URL-safe.
-pub fn new_session_id() -> String {
+/// 128 random bits, URL-safe (22 characters): XSRF salts.
+pub fn random_id() -> String {
     URL_SAFE_NO_PAD.encode(random_bytes::<16>())
 }
 

@@ -14,8 +14,9 @@ use axum::http::HeaderValue;
 use axum::http::request::Parts;
 
 use crate::clock::Timestamp;
-use crate::crypto::{self, Keys, constant_time_eq};
+use crate::crypto;
 use crate::http::cookies;
+use crate::keys::ServerKeys;
 use crate::state::AppState;
 
 /// A device cookie whose MAC checked out and whose lifetime has not run out.
@@ -27,26 +28,28 @@ pub struct DeviceCookie {
 }
 
 impl DeviceCookie {
-    fn mac(&self, keys: &Keys) -> String {
-        let issued_at = self.issued_at.to_string();
-        keys.device_mac(&[
-            self.user_id.as_bytes(),
-            self.device_id.as_bytes(),
-            issued_at.as_bytes(),
-        ])
+    /// The fields the MAC covers.
+    fn fields(&self) -> [Vec<u8>; 3] {
+        [
+            self.user_id.clone().into_bytes(),
+            self.device_id.clone().into_bytes(),
+            self.issued_at.to_string().into_bytes(),
+        ]
     }
 
-    /// The cookie's value.
-    pub fn value(&self, keys: &Keys) -> String {
-        let mac = self.mac(keys);
+    /// The cookie's value, signed under the current server key.
+    pub fn value(&self, keys: &ServerKeys) -> String {
+        let fields = self.fields();
+        let mac = keys.device_mac(&fields.each_ref().map(Vec::as_slice));
         format!(
             "{}.{}.{}.{mac}",
             self.user_id, self.device_id, self.issued_at
         )
     }
 
-    /// The cookie in `value`, if its MAC is right and it was issued within `ttl` of `now`.
-    pub fn parse(keys: &Keys, value: &str, ttl: i64, now: Timestamp) -> Option<Self> {
+    /// The cookie in `value`, if its MAC is right under a key in force and it
+    /// was issued within `ttl` of `now`.
+    pub fn parse(keys: &ServerKeys, value: &str, ttl: i64, now: Timestamp) -> Option<Self> {
         let mut parts = value.split('.');
         let (user_id, device_id, issued_at, mac) =
             (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
@@ -59,7 +62,8 @@ impl DeviceCookie {
             issued_at: issued_at.parse().ok()?,
         };
         let fresh = cookie.issued_at <= now && now - cookie.issued_at < ttl;
-        let genuine = constant_time_eq(cookie.mac(keys).as_bytes(), mac.as_bytes());
+        let fields = cookie.fields();
+        let genuine = keys.device_mac_matches(&fields.each_ref().map(Vec::as_slice), mac);
         (fresh && genuine).then_some(cookie)
     }
 }
@@ -109,9 +113,15 @@ pub fn cookie_after_sign_in(state: &AppState, user_id: &str, presented: &Device)
 mod tests {
     use super::*;
 
+    use crate::keys::KeyRing;
+
+    fn ring_of(master: &[u8]) -> ServerKeys {
+        ServerKeys::fixed(KeyRing::single(master))
+    }
+
     #[test]
     fn only_a_genuine_unexpired_cookie_parses() {
-        let keys = Keys::derive(b"k");
+        let keys = ring_of(b"k");
         let cookie = DeviceCookie {
             user_id: "u1".into(),
             device_id: "d1".into(),
@@ -123,7 +133,7 @@ mod tests {
         assert_eq!(DeviceCookie::parse(&keys, &value, 50, 150), None);
         assert_eq!(DeviceCookie::parse(&keys, &value, 50, 99), None);
         assert_eq!(
-            DeviceCookie::parse(&Keys::derive(b"other"), &value, 50, 120),
+            DeviceCookie::parse(&ring_of(b"other"), &value, 50, 120),
             None
         );
         // Any field changed, or the shape broken.

@@ -35,6 +35,8 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("no such route")]
     NotFound,
+    #[error("no such session")]
+    NoSuchSession,
     #[error("method not allowed on this route")]
     MethodNotAllowed,
     /// Wrong sign-in details: password, SMS code or TOTP code (the console's code).
@@ -44,6 +46,13 @@ pub enum ApiError {
     AccountDisabled,
     #[error("the code is wrong, expired or already used")]
     InvalidCode,
+    /// As many refresh codes as allowed are pending for the session (a limit
+    /// of a seed operation: 400, with `Retry-After`).
+    #[error("too many refresh codes pending; try again in {}", in_words(*.retry_after))]
+    TooManyCodes { retry_after: i64 },
+    /// No try is left at a session's refresh codes; a new code brings one.
+    #[error("too many wrong codes; ask for a new code")]
+    TooManyAttempts,
     #[error("password: {0}")]
     WeakPassword(String),
     #[error("old: the current password is incorrect")]
@@ -91,6 +100,8 @@ impl ApiError {
             | AuthIncorrect
             | AccountDisabled
             | InvalidCode
+            | TooManyCodes { .. }
+            | TooManyAttempts
             | WeakPassword(_)
             | WrongPassword
             | EmailTaken
@@ -100,7 +111,7 @@ impl ApiError {
             | RateLimited { .. } => StatusCode::BAD_REQUEST,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            NotFound => StatusCode::NOT_FOUND,
+            NotFound | NoSuchSession => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Unauthenticated | SessionEnded => StatusCode::UNAUTHORIZED,
             Csrf => StatusCode::FORBIDDEN,
@@ -118,10 +129,13 @@ impl ApiError {
             UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             NotFound => "NOT_FOUND",
+            NoSuchSession => "SESSION_NOT_FOUND",
             MethodNotAllowed => "METHOD_NOT_ALLOWED",
             AuthIncorrect => "AUTH_INCORRECT",
             AccountDisabled => "ACCOUNT_DISABLED",
             InvalidCode => "INVALID_CODE",
+            TooManyCodes { .. } => "TOO_MANY_CODES",
+            TooManyAttempts => "TOO_MANY_ATTEMPTS",
             WeakPassword(_) => "WEAK_PASSWORD",
             WrongPassword => "WRONG_PASSWORD",
             EmailTaken => "EMAIL_TAKEN",
@@ -200,7 +214,8 @@ impl IntoResponse for ApiError {
         let mut response = (self.status(), axum::Json(body)).into_response();
         match self {
             ApiError::SignInThrottled { retry_after }
-            | ApiError::RateLimited { retry_after, .. } => {
+            | ApiError::RateLimited { retry_after, .. }
+            | ApiError::TooManyCodes { retry_after } => {
                 let secs = retry_after.max(1).to_string();
                 if let Ok(value) = HeaderValue::from_str(&secs) {
                     response.headers_mut().insert(header::RETRY_AFTER, value);

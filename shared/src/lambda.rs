@@ -11,6 +11,7 @@ use axum::response::Response;
 use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::http::{RequestId, SourceIp};
 use crate::notify::terminal::TerminalNotifier;
@@ -67,26 +68,59 @@ fn init_logs() {
 }
 
 /// Runs a function that uses the AWS backend: JSON logs when Lambda asks for
-/// them (`AWS_LAMBDA_LOG_FORMAT`), configuration validated at cold start (a bad
-/// one stops the function with its message), then the runtime loop.
+/// them (`AWS_LAMBDA_LOG_FORMAT`), configuration validated and the server keys
+/// read at cold start (a bad configuration or an unreadable key stops the
+/// function with its message), then the runtime loop.
 pub async fn run(router: Router<AppState>) -> Result<(), lambda_http::Error> {
     init_logs();
-    let config = Config::from_env()?;
+    let config = Config::from_env().inspect_err(cannot_start)?;
     let sdk = aws::Sdk::from_env();
+    let keys = aws::server_keys(&sdk, &config, SystemClock.now())
+        .await
+        .inspect_err(cannot_start)?;
     let store = Arc::new(aws::store(&sdk, &config));
     let notifier = Arc::new(aws::notifier(&sdk, &config));
-    let state = AppState::with_system_clock(config, store, notifier)?;
+    let state = AppState::with_keys(config, keys, store, notifier, Arc::new(SystemClock))
+        .inspect_err(cannot_start)?;
     lambda_http::run(service(router, state)).await
 }
 
-/// Runs a function that never reads the store or sends a message (ping,
-/// options): an empty in-memory store stands in, so the AWS SDK is not linked
-/// into it and its IAM role needs no table or messaging rights.
+/// Runs a function that never reads the store or sends a message but holds
+/// the server key (ping, which issues XSRF tokens): an empty in-memory store
+/// stands in, so its IAM role needs no table or messaging rights.
 pub async fn run_stateless(router: Router<AppState>) -> Result<(), lambda_http::Error> {
     init_logs();
-    let config = Config::from_env()?;
-    let store = Arc::new(EmbeddedStore::in_memory());
-    let notifier = Arc::new(TerminalNotifier::quiet());
-    let state = AppState::with_system_clock(config, store, notifier)?;
+    let config = Config::from_env().inspect_err(cannot_start)?;
+    let keys = aws::server_keys(&aws::Sdk::from_env(), &config, SystemClock.now())
+        .await
+        .inspect_err(cannot_start)?;
+    let (store, notifier) = nothing();
+    let state = AppState::with_keys(config, keys, store, notifier, Arc::new(SystemClock))
+        .inspect_err(cannot_start)?;
     lambda_http::run(service(router, state)).await
+}
+
+/// Runs a function that holds no server key either (options: it signs and
+/// checks nothing, and the gateway routes it no write for CSRF to check), so
+/// the AWS SDK is not linked into it and its role may read no secret.
+pub async fn run_without_key(router: Router<AppState>) -> Result<(), lambda_http::Error> {
+    init_logs();
+    let config = Config::from_env_without_key().inspect_err(cannot_start)?;
+    let (store, notifier) = nothing();
+    let state = AppState::with_system_clock(config, store, notifier).inspect_err(cannot_start)?;
+    lambda_http::run(service(router, state)).await
+}
+
+/// The store and notifier of a function that uses neither.
+fn nothing() -> (Arc<EmbeddedStore>, Arc<TerminalNotifier>) {
+    (
+        Arc::new(EmbeddedStore::in_memory()),
+        Arc::new(TerminalNotifier::quiet()),
+    )
+}
+
+/// The reason a cold start stops, as a log line (the runtime's own report of
+/// the exit does not carry it in Lambda's JSON format).
+fn cannot_start(e: &impl std::fmt::Display) {
+    tracing::error!(error = %e, "cannot start");
 }

@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod device;
 pub mod error;
 pub mod http;
+pub mod keys;
 pub mod lambda;
 pub mod logs;
 pub mod model;
@@ -18,6 +19,7 @@ pub mod password;
 #[cfg(test)]
 mod proptests;
 pub mod secret;
+pub mod sessions;
 pub mod state;
 pub mod store;
 pub mod throttle;

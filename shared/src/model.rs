@@ -1,5 +1,7 @@
 //! What the store keeps: accounts, sessions, one-time codes and limiter state.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
@@ -121,14 +123,202 @@ impl From<StoredLogin> for LoginRecord {
 }
 
 /// One signed-in device. Its `expires_at` slides forward while it is used.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Fields added since the first release are optional, so older records still read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Session {
     pub user_id: String,
+    /// The store key, derived from the token's `jti` ([`crate::sessions::key_of`]);
+    /// also the id the device list shows for current sessions.
     pub id: String,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
     pub ip: String,
     pub user_agent: String,
+    /// How it signed in (unknown for sessions from before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<LoginMethod>,
+    /// When it was last renewed (at most once a minute while in use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Timestamp>,
+    #[serde(flatten)]
+    pub refresh: RefreshCodes,
+}
+
+impl Session {
+    /// The session a login starts, keyed `id`, alive for `ttl`, with no
+    /// refresh code pending.
+    pub fn begin(user_id: &str, id: String, login: &LoginRecord, ttl: i64) -> Self {
+        Session {
+            user_id: user_id.to_string(),
+            id,
+            created_at: login.timestamp,
+            expires_at: login.timestamp + ttl,
+            ip: login.metadata.client_ip.clone(),
+            user_agent: login.user_agent.clone(),
+            method: Some(login.metadata.source),
+            last_seen: Some(login.timestamp),
+            refresh: RefreshCodes {
+                pending: Some(BTreeMap::new()),
+                ..RefreshCodes::default()
+            },
+        }
+    }
+
+    /// When it was last seen: its renewal, or its sign-in.
+    pub fn seen_at(&self) -> Timestamp {
+        self.last_seen.unwrap_or(self.created_at)
+    }
+}
+
+/// A session's pending refresh codes, and its tries at them.
+///
+/// Up to [`PENDING_REFRESH_CODES`](crate::sessions::PENDING_REFRESH_CODES)
+/// codes may be pending, so tabs refresh independently. Every exchange, right
+/// or wrong, takes a try *before* its code is looked up, in the same atomic
+/// write that spends the code; a session has `allowance` tries plus one for
+/// each code issued to it. So a tab that exchanges its own code never uses up
+/// the allowance, concurrent tabs never starve one another, and wrong guesses
+/// are at most `allowance` plus the codes issued and never exchanged. Field
+/// names are the stored attributes, which DynamoDB's update expressions name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshCodes {
+    /// Digest of each pending code → its expiry. `None` on sessions from
+    /// before several codes could be pending.
+    #[serde(
+        rename = "refresh_codes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pending: Option<BTreeMap<String, Timestamp>>,
+    /// Exchanges tried so far.
+    #[serde(
+        rename = "refresh_tries",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tries: Option<u64>,
+    /// Exchanges allowed so far; `None` until the first code is issued.
+    #[serde(
+        rename = "refresh_limit",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub limit: Option<u64>,
+}
+
+/// The outcome of asking for a refresh code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshIssue {
+    Added,
+    /// As many codes as allowed are pending; one expires in `retry_after` seconds.
+    Full {
+        retry_after: i64,
+    },
+    /// The session has ended.
+    Ended,
+}
+
+/// The outcome of presenting a refresh code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshRedemption {
+    /// Right and live: spent, one try taken.
+    Accepted,
+    /// Wrong, expired or already spent: one try taken (none when no code
+    /// was ever issued, so there was nothing to try).
+    Rejected,
+    /// No try left: refused without looking the code up.
+    Refused,
+}
+
+impl RefreshCodes {
+    fn pending(&self) -> impl Iterator<Item = (&String, &Timestamp)> {
+        self.pending.iter().flatten()
+    }
+
+    /// How many entries are stored, expired ones included.
+    pub fn stored(&self) -> usize {
+        self.pending().count()
+    }
+
+    /// Digests whose codes have expired, other than `but`.
+    pub fn expired(&self, now: Timestamp, but: &str) -> Vec<String> {
+        self.pending()
+            .filter(|(d, e)| **e <= now && d.as_str() != but)
+            .map(|(d, _)| d.clone())
+            .collect()
+    }
+
+    /// `Err(retry_after)` when `cap` codes are live: the wait until one expires.
+    pub fn room(&self, now: Timestamp, cap: usize) -> Result<(), i64> {
+        let live: Vec<_> = self.pending().filter(|(_, e)| **e > now).collect();
+        match live.iter().map(|(_, e)| **e).min() {
+            Some(first) if live.len() >= cap => Err(first - now),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether an exchange may be tried.
+    pub fn may_try(&self) -> bool {
+        self.limit
+            .is_some_and(|limit| self.tries.unwrap_or(0) < limit)
+    }
+
+    /// Whether `digest` is a pending code that has not expired.
+    pub fn is_live(&self, digest: &str, now: Timestamp) -> bool {
+        self.pending
+            .as_ref()
+            .and_then(|p| p.get(digest))
+            .is_some_and(|e| *e > now)
+    }
+
+    /// Adds a code if fewer than `cap` are live, dropping the expired ones,
+    /// and grants one try (the first code also grants the `allowance`).
+    pub fn issue(
+        &mut self,
+        digest: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+        cap: usize,
+        allowance: u32,
+    ) -> RefreshIssue {
+        if let Err(retry_after) = self.room(now, cap) {
+            return RefreshIssue::Full { retry_after };
+        }
+        let expired = self.expired(now, digest);
+        let pending = self.pending.get_or_insert_with(BTreeMap::new);
+        for d in expired {
+            pending.remove(&d);
+        }
+        pending.insert(digest.to_string(), expires_at);
+        self.limit = Some(self.limit.unwrap_or(u64::from(allowance)) + 1);
+        self.tries.get_or_insert(0);
+        RefreshIssue::Added
+    }
+
+    /// Presents `digest`: takes a try if one is left, then spends the code if
+    /// it is live. Expired entries go too.
+    pub fn redeem(&mut self, digest: &str, now: Timestamp) -> RefreshRedemption {
+        if self.limit.is_none() {
+            return RefreshRedemption::Rejected;
+        }
+        if !self.may_try() {
+            return RefreshRedemption::Refused;
+        }
+        self.tries = Some(self.tries.unwrap_or(0) + 1);
+        let live = self.is_live(digest, now);
+        let expired = self.expired(now, digest);
+        if let Some(pending) = self.pending.as_mut() {
+            pending.remove(digest);
+            for d in expired {
+                pending.remove(&d);
+            }
+        }
+        if live {
+            RefreshRedemption::Accepted
+        } else {
+            RefreshRedemption::Rejected
+        }
+    }
 }
 
 /// What a one-time code is for; part of its key and of its HMAC.

@@ -90,13 +90,13 @@ proptest! {
 
     #[test]
     fn tokens_never_panic_and_garbage_never_verifies(token in any::<String>()) {
-        let t = Tokens::new("planx", b"0123456789abcdef0123456789abcdef");
+        let t = Tokens::fixed("planx", b"0123456789abcdef0123456789abcdef");
         prop_assert!(t.verify(&token, 1_800_000_000).is_none());
     }
 
     #[test]
     fn three_part_garbage_tokens_never_verify(a in "[A-Za-z0-9_-]{0,40}", b in "[A-Za-z0-9_-]{0,80}", c in "[A-Za-z0-9_-]{0,43}") {
-        let t = Tokens::new("planx", b"0123456789abcdef0123456789abcdef");
+        let t = Tokens::fixed("planx", b"0123456789abcdef0123456789abcdef");
         let token = [a, b, c].join(".");
         prop_assert!(t.verify(&token, 1_800_000_000).is_none());
     }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
-use crate::crypto::Keys;
+use crate::config::{Config, KeySource};
+use crate::keys::{KeyError, ServerKeys};
 use crate::notify::Notifier;
 use crate::password::{PasswordError, Passwords};
 use crate::store::Store;
@@ -20,7 +20,9 @@ pub struct Inner {
     pub store: Arc<dyn Store>,
     pub notifier: Arc<dyn Notifier>,
     pub clock: Arc<dyn Clock>,
-    pub keys: Keys,
+    /// The server keys in force: XSRF tokens and code digests.
+    pub keys: ServerKeys,
+    /// JWTs under the same keys.
     pub tokens: Tokens,
     pub passwords: Passwords,
     /// One-time codes compared with a stored one so far ([`crate::codes::matches`]),
@@ -28,15 +30,42 @@ pub struct Inner {
     pub code_comparisons: AtomicU64,
 }
 
+/// Why the state could not be built at start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
 impl AppState {
+    /// State with the keys of `KEY` and `KEY_PREVIOUS` (a configuration that
+    /// names a secret needs [`with_keys`](Self::with_keys) and the keys read from it).
     pub fn new(
         config: Config,
         store: Arc<dyn Store>,
         notifier: Arc<dyn Notifier>,
         clock: Arc<dyn Clock>,
-    ) -> Result<Self, PasswordError> {
-        let keys = Keys::derive(config.key.expose());
-        let tokens = Tokens::new(&config.namespace, keys.jwt.expose());
+    ) -> Result<Self, StartError> {
+        let keys = match &config.key {
+            KeySource::Env(ring) => ServerKeys::fixed(ring.clone()),
+            KeySource::Secret { .. } => {
+                return Err(KeyError("the key is in a secret: read it first".into()).into());
+            }
+        };
+        Self::with_keys(config, keys, store, notifier, clock)
+    }
+
+    /// State with keys already had (read from a secret, or rotated by a test).
+    pub fn with_keys(
+        config: Config,
+        keys: ServerKeys,
+        store: Arc<dyn Store>,
+        notifier: Arc<dyn Notifier>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartError> {
+        let tokens = Tokens::new(&config.namespace, keys.clone());
         let passwords = Passwords::new(&config.argon2)?;
         Ok(Self(Arc::new(Inner {
             config,
@@ -55,7 +84,7 @@ impl AppState {
         config: Config,
         store: Arc<dyn Store>,
         notifier: Arc<dyn Notifier>,
-    ) -> Result<Self, PasswordError> {
+    ) -> Result<Self, StartError> {
         Self::new(config, store, notifier, Arc::new(SystemClock))
     }
 

@@ -123,6 +123,11 @@ impl Backend {
         aws_sdk_dynamodb::Client::new(&sdk(&self.database.url).await)
     }
 
+    /// The SDK configuration for moto itself (no switch in between).
+    pub async fn moto_sdk(&self) -> aws_config::SdkConfig {
+        sdk(&self.moto).await
+    }
+
     /// SNS and SES through the messaging switch, with the sender verified in SES.
     pub async fn notifier(&self, config: &Config) -> Arc<dyn Notifier> {
         let sdk = sdk(&self.messaging.url).await;

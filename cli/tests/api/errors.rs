@@ -58,12 +58,18 @@ async fn every_write_method_is_guarded_and_reads_are_not() {
         (Method::POST, "/user/password"),
         (Method::POST, "/forget_reset"),
         (Method::PUT, "/user"),
+        (Method::DELETE, "/user/sessions"),
+        (
+            Method::DELETE,
+            "/user/sessions/006b49d200AAAAAAAAAAAAAAAAAAAAAA",
+        ),
     ] {
         let r = app.request(method.clone(), path, Some(json!({}))).await;
         r.expect_error(403, "CSRF_FAILED", "");
     }
     app.get("/verify").await.expect(204);
     app.get("/user").await.expect(200);
+    app.get("/user/sessions").await.expect(200);
 }
 
 #[tokio::test]
@@ -186,6 +192,13 @@ async fn every_authenticated_route_says_401_without_a_session() {
             Some(json!({ "totp": "x", "tss": [] })),
         ),
         (Method::DELETE, "/user/phone", None),
+        (Method::GET, "/user/sessions", None),
+        (Method::DELETE, "/user/sessions", None),
+        (
+            Method::DELETE,
+            "/user/sessions/006b49d200AAAAAAAAAAAAAAAAAAAAAA",
+            None,
+        ),
     ] {
         let r = app.request(method.clone(), path, body).await;
         assert_eq!(r.status.as_u16(), 401, "{method} {path}: {}", r.text);

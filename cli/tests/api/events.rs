@@ -14,8 +14,9 @@ use http_body_util::BodyExt;
 use planx::Function;
 use serde_json::Value;
 use shared::codes;
-use shared::model::{LoginMethod, LoginRecord, Purpose, Session, Totp, User};
+use shared::model::{LoginMethod, LoginRecord, Purpose, RefreshIssue, Session, Totp, User};
 use shared::secret::Secret;
+use shared::sessions;
 use shared::store::Settle;
 use shared::totp;
 use tower::ServiceExt;
@@ -30,11 +31,16 @@ const SALT: &str = "ZXZlbnRzLXNhbHQtMDAwMQ";
 /// `X-XSRF-TOKEN`: the token of [`SALT`] under [`EVENTS_KEY`].
 const XSRF: &str = "qc-YZm5auyhYZQAS0FnrLDkBsYucYjEIuklvpFtQ_RI";
 const USER_ID: &str = "0123456789abcdef01234567";
-const SESSION_ID: &str = "events-session-0000001";
+/// The `jti` of the `TOKEN` cookie: the session's sign-in time ([`START`]) and 128 bits.
+const JTI: &str = "006b49d200.ZXZlbnRzLXNlc3Npb24tMQ";
+/// The `jti` of another session of the account, signed in ten minutes before.
+const OTHER_JTI: &str = "006b49cfa8.ZXZlbnRzLXNlc3Npb24tMg";
+/// Its id in the device list, which `user/session-end-ok.json` ends.
+const OTHER_KEY: &str = "006b49cfa8R3HooPktR0WABovRU4N5qw";
 /// When the `TOKEN` JWT expires (2100-01-01T00:00:00Z); issued at [`START`].
 const TOKEN_EXP: i64 = 4_102_444_800;
-/// The `TOKEN` cookie: a JWT for [`USER_ID`] and [`SESSION_ID`] under [`EVENTS_KEY`].
-const TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJwbGFueCIsInN1YiI6IjAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2NyIsImp0aSI6ImV2ZW50cy1zZXNzaW9uLTAwMDAwMDEiLCJpYXQiOjE4MDAwMDAwMDAsImV4cCI6NDEwMjQ0NDgwMH0.pSKNRhNpy62cDo1jd-WAte0GkHRAwPnwYv0V8qubxDk";
+/// The `TOKEN` cookie: a JWT for [`USER_ID`] and [`JTI`] under [`EVENTS_KEY`].
+const TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJwbGFueCIsInN1YiI6IjAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2NyIsImp0aSI6IjAwNmI0OWQyMDAuWlhabGJuUnpMWE5sYzNOcGIyNHRNUSIsImlhdCI6MTgwMDAwMDAwMCwiZXhwIjo0MTAyNDQ0ODAwfQ.AcIyW5cmN9nxm-bWm3vIHjHxUie_Zn7JrpGGaROAuos";
 const EMAIL: &str = "ada@example.com";
 const PHONE: &str = "+14155550123";
 /// The code the events redeem; the tests store exactly this code first.
@@ -54,7 +60,7 @@ const BROWSER: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebK
 
 /// What a case needs on the server before its event arrives. Every seed has
 /// the account [`USER_ID`] ([`EMAIL`], [`PASSWORD`], TOTP bound) and its live
-/// session [`SESSION_ID`]; the account has phone [`PHONE`] unless said otherwise.
+/// session [`JTI`] (and another, [`OTHER_JTI`]); the account has phone [`PHONE`] unless said otherwise.
 #[derive(Debug, Clone, Copy)]
 enum Seed {
     Account,
@@ -209,6 +215,28 @@ const CASES: &[(&str, u16, &str, Seed)] = &[
     ("user/unset-totp-ok.json", 204, "", Account),
     ("user/unset-invalid-key.json", 400, "INVALID_FIELD", Account),
     ("user/unset-no-csrf.json", 403, "CSRF_FAILED", Account),
+    ("user/sessions-ok.json", 200, "", Account),
+    (
+        "user/sessions-no-session.json",
+        401,
+        "UNAUTHENTICATED",
+        Account,
+    ),
+    ("user/session-end-ok.json", 204, "", Account),
+    (
+        "user/session-end-unknown.json",
+        404,
+        "SESSION_NOT_FOUND",
+        Account,
+    ),
+    ("user/session-end-no-csrf.json", 403, "CSRF_FAILED", Account),
+    ("user/sessions-end-others-ok.json", 200, "", Account),
+    (
+        "user/sessions-end-others-no-csrf.json",
+        403,
+        "CSRF_FAILED",
+        Account,
+    ),
     ("options/upload-ok.json", 200, "", Account),
     ("options/collaboration-ok.json", 200, "", Account),
     ("options/generate-secret-ok.json", 200, "", Account),
@@ -255,38 +283,22 @@ async fn server(seed: Seed) -> TestApp {
         updated_at: START,
     };
     state.store.insert_user(&user).await.unwrap();
-    let session = Session {
-        user_id: USER_ID.into(),
-        id: SESSION_ID.into(),
-        created_at: START,
-        expires_at: START + lifetimes.session,
-        ip: SOURCE_IP.into(),
-        user_agent: BROWSER.into(),
-    };
-    let login = LoginRecord::new(START, SOURCE_IP, BROWSER, LoginMethod::Password);
     let settle = Settle::default();
-    assert!(
-        state
-            .store
-            .begin_session(&session, &login, &settle)
-            .await
-            .unwrap()
-    );
+    for (jti, time) in [(OTHER_JTI, START - 600), (JTI, START)] {
+        let login = LoginRecord::new(time, SOURCE_IP, BROWSER, LoginMethod::Password);
+        let key = sessions::key_of(jti).unwrap();
+        let session = Session::begin(USER_ID, key, &login, lifetimes.session);
+        let begun = state.store.begin_session(&session, &login, &settle);
+        assert!(begun.await.unwrap());
+    }
     let code = match seed {
-        Account | NoPhone => None,
+        Account | NoPhone | RefreshCode => None,
         SmsCode => Some((Purpose::SmsLogin, PHONE, None, lifetimes.sms_code, CODE)),
         ResetCode => Some((
             Purpose::PasswordReset,
             EMAIL,
             None,
             lifetimes.mail_code,
-            CODE,
-        )),
-        RefreshCode => Some((
-            Purpose::Refresh,
-            SESSION_ID,
-            None,
-            lifetimes.refresh_code,
             CODE,
         )),
         PhoneCode => Some((
@@ -304,12 +316,28 @@ async fn server(seed: Seed) -> TestApp {
             PENDING_SECRET,
         )),
     };
+    if let RefreshCode = seed {
+        let session = auth_session(state).await;
+        let digest = state.keys.code_digest("refresh", &session.id, CODE);
+        let expires_at = START + lifetimes.refresh_code;
+        let added = state
+            .store
+            .add_refresh_code(&session, &digest, expires_at, 5, START);
+        assert_eq!(added.await.unwrap(), RefreshIssue::Added);
+    }
     if let Some((purpose, subject, bound, ttl, code)) = code {
         codes::store(state, purpose, subject, bound, ttl, Some(code.into()))
             .await
             .unwrap();
     }
     app
+}
+
+/// The session the events' `TOKEN` names, as stored.
+async fn auth_session(state: &shared::AppState) -> Session {
+    let key = sessions::key_of(JTI).unwrap();
+    let session = state.store.session(USER_ID, &key, START).await.unwrap();
+    session.expect("the events' session is seeded")
 }
 
 struct Answer {
@@ -391,10 +419,34 @@ async fn check(file: &str, status: u16, code: &str, seed: Seed) -> Result<(), St
         {
             Some("no TOKEN cookie".into())
         }
+        // The list shows both sessions, the current one first; ending the
+        // other leaves only the current one; so does ending all others.
+        "user/sessions-ok.json"
+            if r.body["total"] != 2
+                || r.body["sessions"][0]["current"] != true
+                || r.body["sessions"][1]["id"] != OTHER_KEY
+                || r.text.contains(JTI)
+                || r.text.contains(OTHER_JTI) =>
+        {
+            Some("not the two sessions, current first, without jti".into())
+        }
+        "user/sessions-end-others-ok.json" if r.body["ended"] != 1 => {
+            Some("not one other session ended".into())
+        }
         _ => None,
     };
     if let Some(problem) = problem {
         return fail(problem);
+    }
+    if matches!(
+        file,
+        "user/session-end-ok.json" | "user/sessions-end-others-ok.json"
+    ) {
+        let left = app.state.store.sessions(USER_ID, START).await.unwrap();
+        let left: Vec<_> = left.iter().map(|s| s.id.as_str()).collect();
+        if left != [sessions::key_of(JTI).unwrap()] {
+            return fail(format!("sessions left: {left:?}"));
+        }
     }
     if file == "session/login-ok.json" {
         // So do the user agent and the IP of the event, into the login history.
@@ -492,12 +544,22 @@ fn every_event_file_is_in_the_table_and_back() {
 fn credentials_in_the_events_come_from_the_key() {
     let keys = shared::crypto::Keys::derive(EVENTS_KEY.as_bytes());
     assert_eq!(XSRF, keys.xsrf_token(SALT), "X-XSRF-TOKEN");
-    let tokens = shared::token::Tokens::new("planx", keys.jwt.expose());
+    // TOKEN predates key ids (no `kid`), so it is checked under the current key.
+    let tokens = shared::token::Tokens::fixed("planx", EVENTS_KEY.as_bytes());
+    let claims = tokens
+        .verify(TOKEN, START)
+        .expect("TOKEN verifies under the key");
     assert_eq!(
-        TOKEN,
-        tokens.issue(USER_ID, SESSION_ID, START, TOKEN_EXP - START),
+        (
+            claims.sub.as_str(),
+            claims.jti.as_str(),
+            claims.iat,
+            claims.exp
+        ),
+        (USER_ID, JTI, START, TOKEN_EXP),
         "TOKEN"
     );
+    assert_eq!(sessions::key_of(OTHER_JTI).as_deref(), Some(OTHER_KEY));
     let step = totp::step_of(START);
     assert_eq!(
         TOTP_CODE,

@@ -128,7 +128,7 @@ async fn a_code_spent_by_wrong_guesses_cannot_be_won_by_a_racing_right_one() {
         .redeem_code(
             Purpose::SmsLogin,
             "+14155550123",
-            &digest,
+            &[digest],
             1,
             app.clock_now(),
         )

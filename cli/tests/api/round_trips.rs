@@ -80,6 +80,36 @@ async fn round_trips_per_operation() {
         app.post("/refresh_token", json!({ "code": code }))
     );
     op!(
+        "POST /refresh_token (wrong code)",
+        400,
+        app.post("/refresh_token", json!({ "code": code }))
+    );
+    // Two other devices of the account, one ended by id, then the other with
+    // every other session.
+    let other = app.signed_in_as("ada@example.org").await;
+    app.signed_in_as("ada@example.org").await;
+    let listed = op!("GET /user/sessions", 200, app.get("/user/sessions"));
+    let id = listed.body["sessions"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    op!(
+        "DELETE /user/sessions/{id}",
+        204,
+        app.delete(&format!("/user/sessions/{id}"))
+    );
+    op!(
+        "DELETE /user/sessions (one other)",
+        200,
+        app.delete("/user/sessions")
+    );
+    op!(
+        "DELETE /user/sessions (none other)",
+        200,
+        app.delete("/user/sessions")
+    );
+    other.get("/verify").await.expect(401);
+    op!(
         "GET /login/sms",
         204,
         app.get(&format!("/login/sms?phone={PHONE_Q}"))
@@ -196,6 +226,11 @@ async fn round_trips_per_operation() {
         ("PATCH /user (email)", 3),
         ("GET /refresh_code", 2),
         ("POST /refresh_token", 2),
+        ("POST /refresh_token (wrong code)", 2),
+        ("GET /user/sessions", 2),
+        ("DELETE /user/sessions/{id}", 2),
+        ("DELETE /user/sessions (one other)", 3),
+        ("DELETE /user/sessions (none other)", 2),
         ("GET /login/sms", 5),
         ("POST /login/sms (device cookie)", 3),
         ("POST /login/sms (new browser)", 4),

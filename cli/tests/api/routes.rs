@@ -47,7 +47,7 @@ pub(crate) const SEED: [(&str, &str, &str); 20] = [
 ];
 
 /// What the routers serve beyond the seed, and why.
-pub(crate) const EXTRA: [(&str, &str, &str); 5] = [
+pub(crate) const EXTRA: [(&str, &str, &str); 8] = [
     (
         "POST",
         "/refresh_token",
@@ -74,6 +74,21 @@ pub(crate) const EXTRA: [(&str, &str, &str); 5] = [
         "DELETE",
         "/user/totp",
         "user router: DELETE on a static path",
+    ),
+    (
+        "GET",
+        "/user/sessions",
+        "design: devices, the account's live sessions",
+    ),
+    (
+        "DELETE",
+        "/user/sessions",
+        "design: devices, end all other sessions",
+    ),
+    (
+        "DELETE",
+        "/user/sessions/{id}",
+        "design: devices, end one session",
     ),
 ];
 
@@ -304,4 +319,54 @@ async fn routers_serve_nothing_the_gateway_does_not_route() {
         "the parameter route is probed"
     );
     assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+/// The `cargo lambda watch` router in the root `Cargo.toml`
+/// (`[workspace.metadata.lambda.watch.router]`) as (method, path, function
+/// logical id). Its lines are `"/path" = [{ method = "GET", function = "user" }, ...]`.
+fn watch_routes() -> BTreeSet<(String, String, String)> {
+    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
+        .expect("the root Cargo.toml is readable");
+    let table = manifest
+        .split("[workspace.metadata.lambda.watch.router]")
+        .nth(1)
+        .expect("Cargo.toml has the watch router");
+    let mut routes = BTreeSet::new();
+    for line in table.lines().take_while(|l| !l.starts_with('[')) {
+        let Some((path, targets)) = line.split_once(" = ") else {
+            continue;
+        };
+        let path = path.trim_matches('"');
+        let quoted = |after: &str, field: &str| -> Option<String> {
+            let rest = after.split_once(&format!("{field} = \""))?.1;
+            Some(rest.split('"').next()?.to_string())
+        };
+        for target in targets.split('{').skip(1) {
+            let method = quoted(target, "method").expect("a method");
+            let name = quoted(target, "function").expect("a function");
+            let function = planx::functions::function(&name)
+                .unwrap_or_else(|| panic!("{path}: no function {name}"));
+            routes.insert((method, path.to_string(), logical_id(function)));
+        }
+    }
+    routes
+}
+
+/// `scripts/e2e` runs the functions behind `cargo lambda watch`'s router: it
+/// must route what the gateway routes, to the same function (including the
+/// static `/user/*` paths, which win over `/user/{key}` there too).
+#[test]
+fn the_watch_router_routes_what_the_template_routes() {
+    let template: BTreeSet<_> = template_routes(&template())
+        .into_iter()
+        .map(|r| (r.method, r.path, r.function))
+        .collect();
+    let watch = watch_routes();
+    assert!(watch.len() >= 20, "few watch routes read: {watch:?}");
+    let only_template: Vec<_> = template.difference(&watch).collect();
+    let only_watch: Vec<_> = watch.difference(&template).collect();
+    assert!(
+        only_template.is_empty() && only_watch.is_empty(),
+        "routed by template.yaml only: {only_template:?}; by the watch router only: {only_watch:?}"
+    );
 }

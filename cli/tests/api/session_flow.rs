@@ -1,11 +1,11 @@
-//! `/verify`, `/refresh_code`, `/refresh_token`, `/logout`: the life of a session.
+//! `/verify` and `/logout`: the life of a session (refreshing it: `refresh.rs`).
 
 use axum::body::Body;
 use axum::http::{Request, header};
 use serde_json::json;
 use shared::http::auth::RENEW_EVERY;
 
-use crate::support::{TestApp, other_than};
+use crate::support::TestApp;
 
 #[tokio::test]
 async fn verify_needs_a_live_session() {
@@ -42,10 +42,7 @@ async fn idle_session_expires_and_activity_slides_it() {
     // Activity at 50 minutes slides the one-hour session past its first hour.
     app.advance(50 * 60);
     app.get("/verify").await.expect(204);
-    let session_id = {
-        let t = app.cookie("TOKEN").unwrap();
-        app.state.tokens.verify(&t, app.clock_now()).unwrap().jti
-    };
+    let session_id = app.session_key();
     let s = app
         .state
         .store
@@ -68,16 +65,11 @@ async fn idle_session_expires_and_activity_slides_it() {
 #[tokio::test]
 async fn renewal_is_skipped_when_recent() {
     let (app, user) = TestApp::signed_in().await;
-    let jti = app
-        .state
-        .tokens
-        .verify(&app.cookie("TOKEN").unwrap(), app.clock_now())
-        .unwrap()
-        .jti;
+    let key = app.session_key();
     let before = app
         .state
         .store
-        .session(&user.id, &jti, app.clock_now())
+        .session(&user.id, &key, app.clock_now())
         .await
         .unwrap()
         .unwrap();
@@ -86,7 +78,7 @@ async fn renewal_is_skipped_when_recent() {
     let same = app
         .state
         .store
-        .session(&user.id, &jti, app.clock_now())
+        .session(&user.id, &key, app.clock_now())
         .await
         .unwrap()
         .unwrap();
@@ -99,11 +91,17 @@ async fn renewal_is_skipped_when_recent() {
     let renewed = app
         .state
         .store
-        .session(&user.id, &jti, app.clock_now())
+        .session(&user.id, &key, app.clock_now())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(renewed.expires_at, app.clock_now() + 3600);
+    assert_eq!(same.last_seen, before.last_seen);
+    assert_eq!(
+        renewed.last_seen,
+        Some(app.clock_now()),
+        "last seen at renewal"
+    );
 }
 
 #[tokio::test]
@@ -117,99 +115,6 @@ async fn expired_token_is_refused_even_with_a_live_session() {
     app.get("/verify")
         .await
         .expect_error(401, "UNAUTHENTICATED", "");
-}
-
-#[tokio::test]
-async fn refresh_code_exchanges_for_a_new_token_of_the_same_session() {
-    let (app, user) = TestApp::signed_in().await;
-    let old = app.cookie("TOKEN").unwrap();
-    for _ in 0..2 {
-        app.advance(50 * 60);
-        app.get("/verify").await.expect(204);
-    }
-
-    let r = app.get("/refresh_code").await;
-    r.expect(200);
-    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
-    let code = r.body["code"].as_str().unwrap().to_string();
-    assert_eq!(code.len(), 6);
-
-    let r = app.post("/refresh_token", json!({ "code": code })).await;
-    r.expect(204);
-    let new = app.cookie("TOKEN").unwrap();
-    assert_ne!(old, new);
-    let (a, b) = (
-        app.state.tokens.verify(&old, app.clock_now()).unwrap(),
-        app.state.tokens.verify(&new, app.clock_now()).unwrap(),
-    );
-    assert_eq!((a.sub, a.jti.clone()), (user.id.clone(), b.jti.clone()));
-    assert_eq!(b.exp, app.clock_now() + 7200);
-    // The new token outlives the old one.
-    app.advance(30 * 60);
-    app.get("/verify").await.expect(204);
-
-    // Single use.
-    app.post("/refresh_token", json!({ "code": code }))
-        .await
-        .expect_error(400, "INVALID_CODE", "");
-}
-
-#[tokio::test]
-async fn refresh_token_by_get_query_as_the_seed_lists() {
-    let (app, _) = TestApp::signed_in().await;
-    let code = app.refresh_code().await;
-    app.get(&format!("/refresh_token?code={code}"))
-        .await
-        .expect(204);
-    app.get("/refresh_token")
-        .await
-        .expect_error(400, "INVALID_FIELD", "code");
-}
-
-#[tokio::test]
-async fn refresh_code_expires_and_is_bound_to_its_session() {
-    let (app, _) = TestApp::signed_in().await;
-    let code = app.refresh_code().await;
-    app.advance(16);
-    app.post("/refresh_token", json!({ "code": code }))
-        .await
-        .expect_error(400, "INVALID_CODE", "");
-
-    let code = app.refresh_code().await;
-    let other = app.signed_in_as("ada@example.com").await;
-    other
-        .post("/refresh_token", json!({ "code": code }))
-        .await
-        .expect_error(400, "INVALID_CODE", "");
-    // The right session can still use it.
-    app.post("/refresh_token", json!({ "code": code }))
-        .await
-        .expect(204);
-}
-
-#[tokio::test]
-async fn refresh_needs_a_session() {
-    let app = TestApp::spawn().await;
-    app.ping().await;
-    app.get("/refresh_code").await.expect(401);
-    app.post("/refresh_token", json!({ "code": "123456" }))
-        .await
-        .expect(401);
-}
-
-#[tokio::test]
-async fn refresh_code_allows_five_wrong_tries() {
-    let (app, _) = TestApp::signed_in().await;
-    let code = app.refresh_code().await;
-    let wrong = other_than(&code);
-    for _ in 0..5 {
-        app.post("/refresh_token", json!({ "code": wrong }))
-            .await
-            .expect(400);
-    }
-    app.post("/refresh_token", json!({ "code": code }))
-        .await
-        .expect_error(400, "INVALID_CODE", "");
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ use shared::accounts::{self, NewUser};
 use shared::clock::ManualClock;
 use shared::config::Config;
 use shared::http::SourceIp;
+use shared::keys::ServerKeys;
 use shared::model::User;
 use shared::store::embedded::EmbeddedStore;
 use shared::store::{Store, UserChange};
@@ -158,6 +159,25 @@ impl TestApp {
             aws,
             jar: Jar::default(),
             ip: Mutex::new("203.0.113.7".into()),
+        }
+    }
+
+    /// This server (same store, outbox and clock) under other server keys: a
+    /// rotation test's, read from a secret or swapped in place.
+    pub fn with_keys(self, keys: ServerKeys) -> TestApp {
+        let state = &self.state;
+        let state = AppState::with_keys(
+            state.config.clone(),
+            keys,
+            state.store.clone(),
+            self.notifier.clone(),
+            self.clock.clone(),
+        )
+        .unwrap();
+        TestApp {
+            router: planx::app(state.clone()),
+            state,
+            ..self
         }
     }
 
@@ -411,6 +431,14 @@ impl TestApp {
             serde_json::json!({ "email": email, "password": password }),
         )
         .await
+    }
+
+    /// The store key of this browser's session, from its `TOKEN`.
+    pub fn session_key(&self) -> String {
+        let token = self.cookie("TOKEN").expect("signed in");
+        let claims = self.state.tokens.verify(&token, self.clock_now());
+        let jti = claims.expect("a valid token").jti;
+        shared::sessions::key_of(&jti).expect("the jti of a session")
     }
 
     /// `GET /refresh_code`: a code for this session's next token.

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::lambda::run_stateless(options::router()).await
+    shared::lambda::run_without_key(options::router()).await
 }

@@ -83,7 +83,7 @@ async fn ping(
     // Keep a salt the browser already holds so open tabs keep a valid token.
     let salt = cookies::get(&headers, cookies::XSRF_SALT)
         .filter(|s| valid_salt(s))
-        .map_or_else(crypto::new_session_id, str::to_string);
+        .map_or_else(crypto::random_id, str::to_string);
     let token = state.keys.xsrf_token(&salt);
     let config = &state.config;
     let body = Ping {
@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn salts() {
-        assert!(valid_salt(&crypto::new_session_id()));
+        assert!(valid_salt(&crypto::random_id()));
         assert!(!valid_salt("short"));
         assert!(!valid_salt("aaaaaaaaaaaaaaaaaaaa;b"));
     }

@@ -145,7 +145,7 @@ async fn forget_reset(
     let mut identifiers = vec![identifier];
     identifiers.extend(user.phone.clone());
     tokio::try_join!(
-        store.end_sessions(&user.id, None),
+        store.end_sessions(&user.id, None, state.now()),
         store.clear_failures(&identifiers),
     )?;
     Ok(StatusCode::NO_CONTENT)

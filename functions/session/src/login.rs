@@ -7,14 +7,13 @@ use axum::http::{StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Response};
 use serde::Deserialize;
 use shared::codes::{self, Channel, Floor, Issue};
-use shared::crypto;
 use shared::device::{self, Device};
 use shared::http::{Client, Json, Query};
 use shared::model::{LoginMethod, LoginRecord, Purpose, Session, User};
 use shared::secret::Secret;
 use shared::store::{CodeRef, Lookup, Settle};
 use shared::throttle::{self, Began, Guess, GuessKind};
-use shared::{ApiError, ApiResult, AppState, password, totp, validate};
+use shared::{ApiError, ApiResult, AppState, password, sessions, totp, validate};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::token_cookie;
@@ -52,20 +51,15 @@ async fn sign_in(
         return Err(ApiError::AccountDisabled);
     }
     let now = state.now();
-    let session = Session {
-        user_id: user.id.clone(),
-        id: crypto::new_session_id(),
-        created_at: now,
-        expires_at: now + state.config.lifetimes.session,
-        ip: client.ip.clone(),
-        user_agent: client.user_agent.clone(),
-    };
     let login = LoginRecord::new(now, &client.ip, &client.user_agent, method);
+    let jti = sessions::new_jti(now);
+    let key = sessions::key_of(&jti).expect("a new jti names a session");
+    let session = Session::begin(&user.id, key, &login, state.config.lifetimes.session);
     if !state.store.begin_session(&session, &login, &settle).await? {
         return Err(ApiError::AuthIncorrect);
     }
     let ttl = state.config.lifetimes.token;
-    let jwt = state.tokens.issue(&user.id, &session.id, now, ttl);
+    let jwt = state.tokens.issue(&user.id, &jti, now, ttl);
     let cookies = AppendHeaders([
         (header::SET_COOKIE, token_cookie(state, &jwt)),
         (

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use shared::http::cookies;
-use shared::{ApiResult, AppState};
+use shared::{ApiResult, AppState, sessions};
 
 use crate::{no_content_with, token_cookie};
 
@@ -24,10 +24,12 @@ pub(crate) async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    if let Some(claims) =
-        cookies::get(&headers, cookies::TOKEN).and_then(|t| state.tokens.verify(t, state.now()))
+    let claims =
+        cookies::get(&headers, cookies::TOKEN).and_then(|t| state.tokens.verify(t, state.now()));
+    if let Some(claims) = claims
+        && let Some(key) = sessions::key_of(&claims.jti)
     {
-        state.store.end_session(&claims.sub, &claims.jti).await?;
+        state.store.end_session(&claims.sub, &key).await?;
     }
     Ok(no_content_with(token_cookie(&state, "")))
 }

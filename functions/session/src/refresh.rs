@@ -4,11 +4,11 @@
 use axum::extract::State;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use shared::codes;
+use shared::crypto;
 use shared::http::{Auth, Json, NoStore, Query};
-use shared::model::Purpose;
+use shared::model::{Purpose, RefreshIssue, RefreshRedemption};
 use shared::secret::Secret;
-use shared::{ApiResult, AppState, validate};
+use shared::{ApiError, ApiResult, AppState, validate};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{no_content_with, token_cookie};
@@ -26,19 +26,41 @@ pub(crate) struct RefreshCode {
     get,
     path = "/refresh_code",
     summary = "Token Refresh Code",
-    description = "A one-time code bound to the caller's session, to exchange at `/refresh_token`.",
+    description = "A one-time code bound to the caller's session, to exchange at `/refresh_token` \
+        within 15 s. Several may be pending for one session (each tab asks for its own; at most 20, \
+        a 21st replaces the one that expires first), and each works once.",
     security(("token" = [])),
     responses(
         (status = 200, description = "The code (`Cache-Control: no-store`).", body = RefreshCode),
+        (status = 400, description = "Code: `TOO_MANY_CODES` (20 codes of this session are \
+            pending; `Retry-After` says when one expires).",
+            headers(("Retry-After" = i64, description = "Seconds until a pending code expires"))),
     )
 )]
 pub(crate) async fn refresh_code(
     State(state): State<AppState>,
     auth: Auth,
 ) -> ApiResult<NoStore<RefreshCode>> {
-    let ttl = state.config.lifetimes.refresh_code;
-    let code = codes::store(&state, Purpose::Refresh, &auth.session_id, None, ttl, None).await?;
-    Ok(NoStore(RefreshCode { code }))
+    let now = state.now();
+    let code = crypto::random_code();
+    let expires_at = now + state.config.lifetimes.refresh_code;
+    let allowance = state.config.limits.guessing.code_attempts;
+    let digest = digest(&state, &auth, &code);
+    match state
+        .store
+        .add_refresh_code(&auth.session, &digest, expires_at, allowance, now)
+        .await?
+    {
+        RefreshIssue::Added => Ok(NoStore(RefreshCode { code })),
+        RefreshIssue::Full { retry_after } => Err(ApiError::TooManyCodes { retry_after }),
+        RefreshIssue::Ended => Err(ApiError::SessionEnded),
+    }
+}
+
+/// What the session keeps of a refresh code: its keyed digest, bound to the session.
+fn digest(state: &AppState, auth: &Auth, code: &str) -> String {
+    let purpose = Purpose::Refresh.as_str();
+    state.keys.code_digest(purpose, &auth.session_id, code)
 }
 
 #[derive(Deserialize, ToSchema, IntoParams)]
@@ -60,7 +82,8 @@ pub(crate) struct RefreshBody {
     responses(
         (status = 204, description = "A new `TOKEN` cookie is set.",
             headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
-        (status = 400, description = "Codes: `INVALID_FIELD`, `INVALID_CODE`."),
+        (status = 400, description = "Codes: `INVALID_FIELD`, `INVALID_CODE`, `TOO_MANY_ATTEMPTS` \
+            (no try left: the session's tries are 5 plus one per code issued; ask for a new code)."),
     )
 )]
 pub(crate) async fn refresh_token_get(
@@ -81,7 +104,9 @@ pub(crate) async fn refresh_token_get(
     responses(
         (status = 204, description = "A new `TOKEN` cookie is set.",
             headers(("Set-Cookie" = String, description = "The `TOKEN` cookie"))),
-        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CODE`."),
+        (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CODE`, \
+            `TOO_MANY_ATTEMPTS` (no try left: the session's tries are 5 plus one per code issued; \
+            ask for a new code)."),
     )
 )]
 pub(crate) async fn refresh_token_post(
@@ -92,17 +117,27 @@ pub(crate) async fn refresh_token_post(
     refresh_token(state, auth, body).await
 }
 
-/// Exchanges a refresh code for a new token of the same session.
+/// Exchanges a refresh code for a new token of the same session. The try is
+/// counted before the code is looked up (see `RefreshCodes`).
 async fn refresh_token(
     State(state): State<AppState>,
     auth: Auth,
     body: RefreshBody,
 ) -> ApiResult<Response> {
     let code = validate::code("code", body.code.expose())?;
-    codes::redeem(&state, Purpose::Refresh, &auth.session_id, None, &code).await?;
+    let now = state.now();
+    let digest = digest(&state, &auth, &code);
+    match state
+        .store
+        .redeem_refresh_code(&auth.session, &digest, now)
+        .await?
+    {
+        Some(RefreshRedemption::Accepted) => {}
+        Some(RefreshRedemption::Rejected) => return Err(ApiError::InvalidCode),
+        Some(RefreshRedemption::Refused) => return Err(ApiError::TooManyAttempts),
+        None => return Err(ApiError::SessionEnded),
+    }
     let ttl = state.config.lifetimes.token;
-    let jwt = state
-        .tokens
-        .issue(&auth.user_id, &auth.session_id, state.now(), ttl);
+    let jwt = state.tokens.issue(&auth.user_id, &auth.jti, now, ttl);
     Ok(no_content_with(token_cookie(&state, &jwt)))
 }

@@ -1,10 +1,12 @@
-//! The signed-in account: profile, password, phone and TOTP binding, unbinding.
+//! The signed-in account: profile, password, phone and TOTP binding, unbinding,
+//! signed-in devices.
 //! One module per operation group; this file routes them and lists them for
 //! the OpenAPI document.
 
 mod password;
 mod phone;
 mod profile;
+mod sessions;
 mod totp;
 mod unset;
 
@@ -28,7 +30,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         phone::bind_phone,
         totp::totp_url,
         totp::bind_totp,
-        unset::unset
+        unset::unset,
+        sessions::list,
+        sessions::end_others,
+        sessions::end_one
     ))]
     struct Doc;
     let mut doc = Doc::openapi();
@@ -45,9 +50,15 @@ pub fn router() -> Router<AppState> {
     ];
     let router = Router::new()
         .route("/user", get(profile::profile).patch(profile::set_profile))
-        .route("/user/{key}", delete(unset::unset));
+        .route("/user/{key}", delete(unset::unset))
+        .route(
+            "/user/sessions",
+            get(sessions::list).delete(sessions::end_others),
+        )
+        .route("/user/sessions/{id}", delete(sessions::end_one));
     // axum matches a static path before `/user/{key}`: each one takes DELETE
     // to the same handler, or `DELETE /user/phone` would answer 405.
+    // (`/user/sessions` has a DELETE of its own.)
     static_paths
         .into_iter()
         .fold(router, |router, (path, methods)| {

@@ -68,7 +68,7 @@ pub(crate) async fn set_password(
     settle_change(&state, &user, UserChange::Password(hash), &began.settle).await?;
     state
         .store
-        .end_sessions(&auth.user_id, Some(&auth.session_id))
+        .end_sessions(&auth.user_id, Some(&auth.session_id), state.now())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,7 +1,7 @@
 //! `DELETE /user/{key}`: unbinding the phone, the TOTP app or the Lark account.
 //! The router also sends DELETE on each static path below `/user` here (axum
-//! matches those before `/user/{key}`), and [`document_static_paths`] documents
-//! them the same way.
+//! matches those before `/user/{key}`), but `/user/sessions`, whose DELETE is
+//! its own, and [`document_static_paths`] documents them the same way.
 
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
@@ -89,7 +89,11 @@ pub(crate) fn document_static_paths(doc: &mut OpenApi) {
         return;
     };
     for (path, item) in doc.paths.paths.iter_mut() {
-        let Some(key) = path.strip_prefix("/user/").filter(|k| !k.starts_with('{')) else {
+        // Static paths one segment below `/user` whose DELETE is not their own.
+        let Some(key) = path
+            .strip_prefix("/user/")
+            .filter(|k| !k.starts_with('{') && !k.contains('/') && item.delete.is_none())
+        else {
             continue;
         };
         let binding = Binding::parse(key);

@@ -19,7 +19,6 @@ pub use auth::Auth;
 pub use extract::{BODY_LIMIT, Json, Query};
 pub use no_store::NoStore;
 
-use crate::crypto::constant_time_eq;
 use crate::error::{ApiError, Failure};
 use crate::state::AppState;
 
@@ -81,13 +80,18 @@ async fn csrf(State(state): State<AppState>, req: Request, next: Next) -> Respon
             .unwrap_or_default();
         let ok = cookies::get(headers, cookies::XSRF_SALT)
             .filter(|salt| !salt.is_empty() && !sent.is_empty())
-            .is_some_and(|salt| {
-                constant_time_eq(state.keys.xsrf_token(salt).as_bytes(), sent.as_bytes())
-            });
+            .is_some_and(|salt| state.keys.xsrf_matches(salt, sent));
         if !ok {
             return ApiError::Csrf.into_response();
         }
     }
+    next.run(req).await
+}
+
+/// Re-reads the server keys when a read is due (keys from a secret; a no-op
+/// for `KEY`), before anything checks or issues a credential.
+async fn fresh_keys(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    state.keys.refresh(state.now()).await;
     next.run(req).await
 }
 
@@ -129,8 +133,8 @@ async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-/// Merges function routers into one service with the common layers: CSRF,
-/// body limit, JSON 404/405, request logs. Lambda mains pass their one router;
+/// Merges function routers into one service with the common layers: fresh
+/// keys, CSRF, body limit, JSON 404/405, request logs. Lambda mains pass their one router;
 /// `planx serve` passes all of them, so both run identical handler code.
 pub fn app(routers: impl IntoIterator<Item = Router<AppState>>, state: AppState) -> Router {
     let merged = routers
@@ -140,6 +144,7 @@ pub fn app(routers: impl IntoIterator<Item = Router<AppState>>, state: AppState)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), csrf))
+        .layer(middleware::from_fn_with_state(state.clone(), fresh_keys))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(log_request))
         .with_state(state)

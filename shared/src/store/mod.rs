@@ -14,7 +14,9 @@ pub mod prelude {
 use async_trait::async_trait;
 
 use crate::clock::Timestamp;
-use crate::model::{Code, LoginRecord, Purpose, Rule, Session, Totp, User};
+use crate::model::{
+    Code, LoginRecord, Purpose, RefreshIssue, RefreshRedemption, Rule, Session, Totp, User,
+};
 use crate::secret::Secret;
 pub use slots::{Attempt, BucketKey, CodeRef, Lane, Refused, Seen, Settle, Taken};
 
@@ -183,7 +185,7 @@ pub trait Guesses: Send + Sync {
     async fn clear_failures(&self, identifiers: &[String]) -> StoreResult<()>;
 }
 
-/// Signed-in devices.
+/// Signed-in devices, and their pending refresh codes.
 #[async_trait]
 pub trait Sessions: Send + Sync {
     /// Records a login with what its attempt gives back: stores the session,
@@ -202,7 +204,11 @@ pub trait Sessions: Send + Sync {
         id: &str,
         now: Timestamp,
     ) -> StoreResult<Option<Session>>;
-    /// Slides a live session's expiry; `false` when it no longer exists.
+    /// A user's live sessions, newest first, from one bounded read of the
+    /// newest [`READ_AT_MOST`](crate::sessions::READ_AT_MOST) stored.
+    async fn sessions(&self, user_id: &str, now: Timestamp) -> StoreResult<Vec<Session>>;
+    /// Slides a live session's expiry and notes `now` as last seen; `false`
+    /// when it no longer exists.
     async fn renew_session(
         &self,
         user_id: &str,
@@ -211,8 +217,37 @@ pub trait Sessions: Send + Sync {
         now: Timestamp,
     ) -> StoreResult<bool>;
     async fn end_session(&self, user_id: &str, id: &str) -> StoreResult<()>;
-    /// Ends every session of a user but `keep`; returns how many ended.
-    async fn end_sessions(&self, user_id: &str, keep: Option<&str>) -> StoreResult<usize>;
+    /// Ends one live session of the user; `false` when the user has none keyed `id`.
+    async fn end_live_session(&self, user_id: &str, id: &str, now: Timestamp) -> StoreResult<bool>;
+    /// Ends every session of a user but `keep`; returns how many live ones ended.
+    async fn end_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<usize>;
+    /// Adds a pending refresh code to a live session, as
+    /// [`RefreshCodes::issue`](crate::model::RefreshCodes::issue) says, in one
+    /// atomic write (`seen` is the session as the caller read it, so the common
+    /// case needs no other read).
+    async fn add_refresh_code(
+        &self,
+        seen: &Session,
+        digest: &str,
+        expires_at: Timestamp,
+        allowance: u32,
+        now: Timestamp,
+    ) -> StoreResult<RefreshIssue>;
+    /// Presents a refresh code's digest to a live session, as
+    /// [`RefreshCodes::redeem`](crate::model::RefreshCodes::redeem) says: the
+    /// try is taken before the lookup, in the same atomic write that spends the
+    /// code. `None` when the session has ended.
+    async fn redeem_refresh_code(
+        &self,
+        seen: &Session,
+        digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<RefreshRedemption>>;
 }
 
 /// Pending one-time codes.
@@ -220,13 +255,14 @@ pub trait Sessions: Send + Sync {
 pub trait Codes: Send + Sync {
     /// Stores a code, replacing any pending one for the same purpose and subject.
     async fn put_code(&self, code: &Code) -> StoreResult<()>;
-    /// Spends the code if `digest` matches, atomically: of concurrent redemptions
-    /// at most one is accepted. A wrong digest uses an attempt; the last one spends it.
+    /// Spends the code if its digest is one of `digests` (one per server key in
+    /// force), atomically: of concurrent redemptions at most one is accepted. A
+    /// wrong code uses one attempt; the last one spends it.
     async fn redeem_code(
         &self,
         purpose: Purpose,
         subject: &str,
-        digest: &str,
+        digests: &[String],
         max_attempts: u32,
         now: Timestamp,
     ) -> StoreResult<Redemption>;

@@ -69,6 +69,17 @@ pub(super) fn live<T: Expires>(item: Option<T>, now: Timestamp) -> Option<T> {
     item.filter(|i| i.expires_at() > now)
 }
 
+/// The live ones of `sessions`, newest sign-in first (older sessions' keys do
+/// not sort by time, so the order is made here).
+pub(super) fn newest_first(sessions: Vec<Session>, now: Timestamp) -> Vec<Session> {
+    let mut sessions: Vec<_> = sessions
+        .into_iter()
+        .filter(|s| s.expires_at > now)
+        .collect();
+    sessions.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+    sessions
+}
+
 impl Decision {
     /// Whether `state` lets a hit through at `now`.
     pub(super) fn of(state: &RateState, rule: &Rule, now: Timestamp) -> Self {

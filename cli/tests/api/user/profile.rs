@@ -126,7 +126,7 @@ async fn tampered_or_foreign_tokens_are_refused() {
         .expect_error(401, "UNAUTHENTICATED", "signed in");
 
     // The same claims signed under another key.
-    let foreign = shared::token::Tokens::new("planx", b"another-key-another-key-another-k!");
+    let foreign = shared::token::Tokens::fixed("planx", b"another-key-another-key-another-k!");
     let forged = foreign.issue(&user.id, "whatever", app.clock_now(), 7200);
     app.set_cookie("TOKEN", &forged);
     app.get("/user")

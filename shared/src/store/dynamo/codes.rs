@@ -16,22 +16,32 @@ impl Codes for DynamoStore {
             .await
     }
 
-    /// A right code is spent by one conditional delete; a wrong one adds an
-    /// attempt by one conditional update (and the last attempt deletes it).
+    /// A right code is spent by one conditional delete (its digest `IN` the
+    /// digests under each key in force); a wrong one adds an attempt by one
+    /// conditional update (and the last attempt deletes it).
     async fn redeem_code(
         &self,
         purpose: Purpose,
         subject: &str,
-        digest: &str,
+        digests: &[String],
         max_attempts: u32,
         now: Timestamp,
     ) -> StoreResult<Redemption> {
         let key = code_key(purpose, subject);
+        let names: Vec<String> = (0..digests.len()).map(|i| format!(":d{i}")).collect();
+        let condition = format!(
+            "digest IN ({}) AND expires_at > :now AND attempts < :max",
+            names.join(", ")
+        );
         let spent = self
             .send(|t| {
-                t.delete(key.clone())
-                    .condition_expression("digest = :d AND expires_at > :now AND attempts < :max")
-                    .expression_attribute_values(":d", s(digest))
+                names
+                    .iter()
+                    .zip(digests)
+                    .fold(t.delete(key.clone()), |d, (name, digest)| {
+                        d.expression_attribute_values(name, s(digest))
+                    })
+                    .condition_expression(&condition)
                     .expression_attribute_values(":now", n(now))
                     .expression_attribute_values(":max", n(max_attempts))
                     .return_values(ReturnValue::AllOld)

@@ -5,10 +5,14 @@
 //! | user         | `USER#<id>`                 | `PROFILE`       |
 //! | email guard  | `EMAIL#<lowercased email>`  | `EMAIL`         |
 //! | phone guard  | `PHONE#<E.164>`             | `PHONE`         |
-//! | session      | `USER#<id>`                 | `SESSION#<jti>` |
+//! | session      | `USER#<id>`                 | `SESSION#<key>` |
 //! | code         | `CODE#<purpose>#<subject>`  | `CODE`          |
 //! | limiter      | `RATE#<key>`                | `RATE`          |
 //! | guessing     | `LIMIT#<identifier>`, `LIMIT-IP#<ip>` | see [`crate::store::slots`] |
+//!
+//! A session's key is its sign-in time and a digest of its token's `jti`
+//! ([`crate::sessions`]), so a user's sessions sort by sign-in time; its
+//! pending refresh codes are a map on its item.
 //!
 //! TTL deletion is lazy, so every read checks `expires_at` itself. Every
 //! read-check-write is one conditional write, so races cannot double-spend a

@@ -22,18 +22,21 @@ impl Codes for EmbeddedStore {
         &self,
         purpose: Purpose,
         subject: &str,
-        digest: &str,
+        digests: &[String],
         max_attempts: u32,
         now: Timestamp,
     ) -> StoreResult<Redemption> {
         let key = code_key(purpose, subject);
-        let digest = digest.to_string();
+        let digests = digests.to_vec();
         self.write(move |tx| {
             let Some(mut code) = live(tx.get::<Code>(&key)?, now) else {
                 tx.delete(&key)?;
                 return Ok(Redemption::Rejected);
             };
-            if constant_time_eq(code.digest.as_bytes(), digest.as_bytes()) {
+            if digests
+                .iter()
+                .any(|d| constant_time_eq(code.digest.as_bytes(), d.as_bytes()))
+            {
                 tx.delete(&key)?;
                 return Ok(Redemption::Accepted(code));
             }

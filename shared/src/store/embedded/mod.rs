@@ -114,6 +114,33 @@ impl EmbeddedStore {
         get(&table, key)
     }
 
+    /// The records of the last `n` keys with `prefix`, last key first.
+    fn read_prefix_newest<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+        n: usize,
+    ) -> StoreResult<Vec<T>> {
+        let txn = self.db.begin_read().map_err(StoreError::unavailable)?;
+        let table = txn.open_table(ITEMS).map_err(StoreError::unavailable)?;
+        // Every key with the prefix sorts before the prefix with its last byte raised.
+        let mut end = prefix.as_bytes().to_vec();
+        if let Some(last) = end.last_mut() {
+            *last += 1;
+        }
+        let end = String::from_utf8(end).map_err(StoreError::unavailable)?;
+        let mut records = vec![];
+        for entry in table
+            .range(prefix..end.as_str())
+            .map_err(StoreError::unavailable)?
+            .rev()
+            .take(n)
+        {
+            let (k, _) = entry.map_err(StoreError::unavailable)?;
+            records.extend(get(&table, k.value())?);
+        }
+        Ok(records)
+    }
+
     fn read_prefix<T: DeserializeOwned>(&self, prefix: &str) -> StoreResult<Vec<T>> {
         let txn = self.db.begin_read().map_err(StoreError::unavailable)?;
         let table = txn.open_table(ITEMS).map_err(StoreError::unavailable)?;

@@ -1,13 +1,22 @@
-//! Sessions: `session/<user>/<id>`, so a prefix scan finds a user's.
+//! Sessions: `session/<user>/<id>`, so a prefix scan finds a user's, in key
+//! (sign-in time) order. Each operation is one write transaction.
 
 use async_trait::async_trait;
 
 use super::EmbeddedStore;
-use super::items::{keys_with_prefix, session_key, session_prefix, user_key};
+use super::items::{Tx, keys_with_prefix, session_key, session_prefix, user_key};
 use crate::clock::Timestamp;
-use crate::model::{LoginRecord, Session};
-use crate::store::records::live;
+use crate::model::{LoginRecord, RefreshIssue, RefreshRedemption, Session};
+use crate::sessions::{PENDING_REFRESH_CODES, READ_AT_MOST};
+use crate::store::records::{live, newest_first};
 use crate::store::{Sessions, Settle, StoreResult};
+
+impl Tx<'_> {
+    /// The live session under `key`, if any.
+    fn live_session(&self, key: &str, now: Timestamp) -> StoreResult<Option<Session>> {
+        Ok(live(self.get::<Session>(key)?, now))
+    }
+}
 
 #[async_trait]
 impl Sessions for EmbeddedStore {
@@ -48,6 +57,12 @@ impl Sessions for EmbeddedStore {
         Ok(live(self.read(&session_key(user_id, id))?, now))
     }
 
+    /// The newest keys first, as DynamoDB's descending query reads them.
+    async fn sessions(&self, user_id: &str, now: Timestamp) -> StoreResult<Vec<Session>> {
+        let read: Vec<Session> = self.read_prefix_newest(&session_prefix(user_id), READ_AT_MOST)?;
+        Ok(newest_first(read, now))
+    }
+
     async fn renew_session(
         &self,
         user_id: &str,
@@ -57,10 +72,11 @@ impl Sessions for EmbeddedStore {
     ) -> StoreResult<bool> {
         let key = session_key(user_id, id);
         self.write(move |tx| {
-            let Some(mut session) = live(tx.get::<Session>(&key)?, now) else {
+            let Some(mut session) = tx.live_session(&key, now)? else {
                 return Ok(false);
             };
             session.expires_at = session.expires_at.max(expires_at);
+            session.last_seen = Some(now);
             tx.put(&key, &session)?;
             Ok(true)
         })
@@ -72,18 +88,82 @@ impl Sessions for EmbeddedStore {
         self.write(move |tx| tx.delete(&key)).await
     }
 
-    async fn end_sessions(&self, user_id: &str, keep: Option<&str>) -> StoreResult<usize> {
+    async fn end_live_session(&self, user_id: &str, id: &str, now: Timestamp) -> StoreResult<bool> {
+        let key = session_key(user_id, id);
+        self.write(move |tx| {
+            let ended = tx.live_session(&key, now)?.is_some();
+            if ended {
+                tx.delete(&key)?;
+            }
+            Ok(ended)
+        })
+        .await
+    }
+
+    async fn end_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<usize> {
         let prefix = session_prefix(user_id);
         let keep = keep.map(|k| session_key(user_id, k));
         self.write(move |tx| {
             let mut ended = 0;
             for key in keys_with_prefix(&tx.table, &prefix)? {
                 if Some(&key) != keep.as_ref() {
+                    ended += usize::from(tx.live_session(&key, now)?.is_some());
                     tx.delete(&key)?;
-                    ended += 1;
                 }
             }
             Ok(ended)
+        })
+        .await
+    }
+
+    async fn add_refresh_code(
+        &self,
+        seen: &Session,
+        digest: &str,
+        expires_at: Timestamp,
+        allowance: u32,
+        now: Timestamp,
+    ) -> StoreResult<RefreshIssue> {
+        let key = session_key(&seen.user_id, &seen.id);
+        let digest = digest.to_string();
+        self.write(move |tx| {
+            let Some(mut session) = tx.live_session(&key, now)? else {
+                return Ok(RefreshIssue::Ended);
+            };
+            let cap = PENDING_REFRESH_CODES;
+            let issued = session
+                .refresh
+                .issue(&digest, expires_at, now, cap, allowance);
+            if issued == RefreshIssue::Added {
+                tx.put(&key, &session)?;
+            }
+            Ok(issued)
+        })
+        .await
+    }
+
+    async fn redeem_refresh_code(
+        &self,
+        seen: &Session,
+        digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<RefreshRedemption>> {
+        let key = session_key(&seen.user_id, &seen.id);
+        let digest = digest.to_string();
+        self.write(move |tx| {
+            let Some(mut session) = tx.live_session(&key, now)? else {
+                return Ok(None);
+            };
+            let outcome = session.refresh.redeem(&digest, now);
+            if outcome != RefreshRedemption::Refused {
+                tx.put(&key, &session)?;
+            }
+            Ok(Some(outcome))
         })
         .await
     }

@@ -47,8 +47,7 @@ async fn accounts_survive_a_restart_and_expired_items_are_pruned() {
             id: "s1".into(),
             created_at: 0,
             expires_at: 100,
-            ip: String::new(),
-            user_agent: String::new(),
+            ..Session::default()
         };
         store
             .put_code(&Code {
