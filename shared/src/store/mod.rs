@@ -4,6 +4,7 @@
 pub mod dynamo;
 pub mod embedded;
 mod records;
+pub mod settle;
 pub mod slots;
 
 /// The store's traits, for code that calls a backend by its concrete type.
@@ -18,7 +19,8 @@ use crate::model::{
     Code, LoginRecord, Purpose, RefreshIssue, RefreshRedemption, Rule, Session, Totp, User,
 };
 use crate::secret::Secret;
-pub use slots::{Attempt, BucketKey, CodeRef, Lane, Refused, Seen, Settle, Taken};
+pub use settle::{Settle, Taken};
+pub use slots::{Attempt, BucketKey, CodeRef, Lane, Refused, Seen};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 

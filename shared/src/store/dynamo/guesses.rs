@@ -19,7 +19,8 @@ use super::items::{
 use super::{DynamoStore, Write, failed, new_token};
 use crate::clock::Timestamp;
 use crate::model::{Code, User};
-use crate::store::slots::{self, BucketKey, BucketRecord, BucketWrite, Refused, Seen, Taken};
+use crate::store::settle::Taken;
+use crate::store::slots::{self, BucketKey, BucketRecord, BucketWrite, Refused, Seen};
 use crate::store::{
     Attempt, Guesses, Lookup, Opened, Opening, Settle, Store, StoreError, StoreResult, UserChange,
 };

@@ -8,7 +8,8 @@ use super::items::{Tx, bucket_key, code_key, keys_with_prefix, limit_prefix};
 use crate::clock::Timestamp;
 use crate::model::{Code, RateState, User};
 use crate::store::records::Bucket;
-use crate::store::slots::{self, BucketKey, BucketRecord, Refused, Seen, Settle, Taken};
+use crate::store::settle::{self, Settle, Taken};
+use crate::store::slots::{self, BucketKey, BucketRecord, Refused, Seen};
 use crate::store::{Attempt, Guesses, StoreResult, UserChange};
 
 impl Tx<'_> {
@@ -33,7 +34,7 @@ impl Tx<'_> {
         for (key, window_start) in &settle.refunds {
             let key = bucket_key(key);
             if let Some(mut bucket) = self.get::<Bucket<RateState>>(&key)?
-                && slots::refund(&mut bucket, *window_start)
+                && settle::refund(&mut bucket, *window_start)
             {
                 self.put(&key, &bucket)?;
             }
