@@ -168,8 +168,8 @@ async fn two_accounts_racing_for_one_email_give_one_winner() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn parallel_totp_logins_with_one_code_sign_in_once() {
+/// A server with Ada's account, an authenticator bound, and its secret.
+async fn with_totp() -> (TestApp, String) {
     use shared::model::Totp;
     use shared::secret::Secret;
     let app = TestApp::spawn().await;
@@ -181,6 +181,12 @@ async fn parallel_totp_logins_with_one_code_sign_in_once() {
     };
     app.change_user(&user.id, UserChange::Totp(Some(bound)))
         .await;
+    (app, secret)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_totp_logins_with_one_code_sign_in_once() {
+    let (app, secret) = with_totp().await;
     let code = shared::totp::code_at_step(&secret, shared::totp::step_of(app.clock_now())).unwrap();
     app.ping().await;
     let statuses = post_at_once(
@@ -320,17 +326,7 @@ async fn fifty_parallel_wrong_passwords_from_the_owners_device_check_exactly_fiv
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_parallel_wrong_totp_codes_check_exactly_five() {
-    use shared::model::Totp;
-    use shared::secret::Secret;
-    let app = TestApp::spawn().await;
-    let user = app.add_user("ada@example.com").await;
-    let secret = shared::totp::new_secret();
-    let bound = Totp {
-        secret: Secret::new(secret.clone()),
-        last_step: 0,
-    };
-    app.change_user(&user.id, UserChange::Totp(Some(bound)))
-        .await;
+    let (app, secret) = with_totp().await;
     let step = shared::totp::step_of(app.clock_now());
     let valid: Vec<String> = (step - 1..=step + 1)
         .map(|s| shared::totp::code_at_step(&secret, s).unwrap())
