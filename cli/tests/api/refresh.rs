@@ -240,7 +240,7 @@ async fn twenty_codes_may_be_pending_and_expired_ones_are_dropped() {
     }
     assert_eq!(pending(&app, &user.id).await, 20);
     let r = app.get("/refresh_code").await;
-    r.expect_error(400, "TOO_MANY_CODES", "retry in 10 s");
+    r.expect_error(400, "TOO_MANY_CODES", "try again in 10 seconds");
     assert_eq!(r.headers[header::RETRY_AFTER], "10");
     assert_eq!(pending(&app, &user.id).await, 20);
     // The first expires: its place is free, and it is gone.
