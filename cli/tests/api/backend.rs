@@ -87,7 +87,20 @@ async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
         .credentials_provider(aws_sdk_ses::config::Credentials::new(
             "testing", "testing", None, None, "tests",
         ));
-    shared::aws::configure(loader).load().await
+    // The production budget (1.5 s an attempt, 4 s in all) is for a Lambda
+    // next to DynamoDB. Here one single-threaded moto serves every test at
+    // once on a loaded machine: a slow answer must not time out, because a
+    // timed-out write may already be applied and its retry applies it again.
+    // A cut connection (the switch's `down`) still fails at once.
+    let patient = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .operation_attempt_timeout(std::time::Duration::from_secs(60))
+        .operation_timeout(std::time::Duration::from_secs(120))
+        .build();
+    shared::aws::configure(loader)
+        .timeout_config(patient)
+        .load()
+        .await
 }
 
 impl Backend {
