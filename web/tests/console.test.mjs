@@ -370,42 +370,38 @@ for (const layout of LAYOUTS.filter((l) => !backend.sameOriginOnly || !l.console
       await other.close();
     });
 
-    test("two tabs refreshing at the same moment both keep their session", async (step, t) => {
-      // Expected to fail until issue 13: a session holds one pending refresh
-      // code, so the second tab's GET /refresh_code replaces the first's, and
-      // the first tab's POST /refresh_token is refused. The design says several
-      // codes may be pending per session. When this passes, drop the mark.
-      await expectedFailure(t, "issue 13: a second tab's refresh code replaces the first's", async () => {
-        await open();
-        const other = await context.newPage();
-        await open(other);
-        // Hold the first tab's exchange until the second tab has refreshed.
-        let release;
-        const held = new Promise((resolve) => (release = resolve));
-        let seen;
-        const arrived = new Promise((resolve) => (seen = resolve));
-        await page.route("**/refresh_token", async (route) => {
-          seen();
-          await held;
-          await route.continue();
-        });
-        const first = page.evaluate(async () => {
-          const outcome = await window.planxConsole.refresher.refresh();
-          return outcome.ok || outcome.error.message;
-        });
-        await arrived;
-        const second = await other.evaluate(async () => {
-          const outcome = await window.planxConsole.refresher.refresh();
-          return outcome.ok || outcome.error.message;
-        });
-        release();
-        const firstOutcome = await first;
-        await page.unroute("**/refresh_token");
-        await other.close();
-        await step("both refreshed", async () => {});
-        assert.equal(second, true, "the second tab refreshed");
-        assert.equal(firstOutcome, true, `the first tab refreshed with the code it was given (${firstOutcome})`);
+    test("two tabs refreshing at the same moment both keep their session", async (step) => {
+      // Several refresh codes may be pending per session (issue 13): the first
+      // tab's code still works after the second tab has asked for its own.
+      await open();
+      const other = await context.newPage();
+      await open(other);
+      // Hold the first tab's exchange until the second tab has refreshed.
+      let release;
+      const held = new Promise((resolve) => (release = resolve));
+      let seen;
+      const arrived = new Promise((resolve) => (seen = resolve));
+      await page.route("**/refresh_token", async (route) => {
+        seen();
+        await held;
+        await route.continue();
       });
+      const first = page.evaluate(async () => {
+        const outcome = await window.planxConsole.refresher.refresh();
+        return outcome.ok || outcome.error.message;
+      });
+      await arrived;
+      const second = await other.evaluate(async () => {
+        const outcome = await window.planxConsole.refresher.refresh();
+        return outcome.ok || outcome.error.message;
+      });
+      release();
+      const firstOutcome = await first;
+      await page.unroute("**/refresh_token");
+      await other.close();
+      await step("both refreshed", async () => {});
+      assert.equal(second, true, "the second tab refreshed");
+      assert.equal(firstOutcome, true, `the first tab refreshed with the code it was given (${firstOutcome})`);
     });
 
     test("after sign-out in one tab, the other is sent to sign-in by its next 401", async (step) => {
@@ -422,18 +418,4 @@ for (const layout of LAYOUTS.filter((l) => !backend.sameOriginOnly || !l.console
       await other.close();
     });
   });
-}
-
-/**
- * A case that fails today for a known reason: it passes (as a TODO) while it
- * fails, and fails once it passes, so the mark is removed when the fix lands.
- */
-async function expectedFailure(t, reason, body) {
-  try {
-    await body();
-  } catch (error) {
-    t.todo(`expected to fail until ${reason}: ${error.message.split("\n")[0]}`);
-    return;
-  }
-  throw new Error(`this passes now: ${reason} is fixed, so remove expectedFailure()`);
 }
