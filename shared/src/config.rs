@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 pub use crate::keys::MIN_KEY_BYTES;
 use crate::keys::{KeyRing, ServerKey};
 use crate::model::{Backoff, Guessing, Rule};
+use crate::secret::Secret;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -72,12 +73,7 @@ pub struct Upload {
     pub limit_kb: u64,
 }
 
-#[derive(Debug, Clone)]
-pub struct Lark {
-    pub app_id: String,
-    pub redirect: String,
-    pub auth_url: String,
-}
+pub use crate::lark::settings::Lark;
 
 /// Where the server keys come from.
 #[derive(Debug, Clone)]
@@ -240,6 +236,49 @@ fn read_key(r: &mut Reader, mode: Mode) -> (KeySource, bool) {
     }
 }
 
+/// Lark sign-in: every URL checked, the secret from one place or the other.
+fn read_lark(r: &mut Reader) -> Lark {
+    use crate::lark::settings;
+    let mut url = |name: &str, default: &str, check: fn(&str) -> Result<String, String>| {
+        let raw = r.string(name, default);
+        if raw.is_empty() {
+            return raw;
+        }
+        check(&raw).unwrap_or_else(|why| {
+            r.errors.push(format!("{name} {why}, got {raw:?}"));
+            raw
+        })
+    };
+    let api_url = url("LARK_API_URL", settings::LARK_API, settings::api_url);
+    let auth_url = url(
+        "LARK_AUTH_URL",
+        settings::LARK_AUTHORIZE,
+        settings::auth_url,
+    );
+    let redirect = url("LARK_REDIRECT", "", settings::redirect);
+    let console_url = url("CONSOLE_URL", "", settings::console_url);
+    if let Err(why) = settings::same_brand(&api_url, &auth_url) {
+        r.errors.push(why);
+    }
+    let app_secret = r.vars.var("LARK_APP_SECRET").map(Secret::new);
+    let app_secret_arn = r.vars.var("LARK_APP_SECRET_ARN");
+    if app_secret.is_some() && app_secret_arn.is_some() {
+        r.errors.push(
+            "LARK_APP_SECRET and LARK_APP_SECRET_ARN are both set: the app secret comes from one or the other".into(),
+        );
+    }
+    Lark {
+        app_id: r.string("LARK_APP_ID", ""),
+        app_secret,
+        app_secret_arn,
+        redirect,
+        auth_url,
+        api_url,
+        console_url,
+        timeout_ms: r.number("LARK_TIMEOUT_MS", 3000, 100, 10_000),
+    }
+}
+
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(&Env)
@@ -382,14 +421,7 @@ impl Config {
                 "UPLOAD_LIMIT (bytes) is now UPLOAD_LIMIT_KB, in kilobytes: 5120 for 5 MiB".into(),
             );
         }
-        let lark = Lark {
-            app_id: r.string("LARK_APP_ID", ""),
-            redirect: r.string("LARK_REDIRECT", ""),
-            auth_url: r.string(
-                "LARK_AUTH_URL",
-                "https://open.feishu.cn/open-apis/authen/v1/index",
-            ),
-        };
+        let lark = read_lark(&mut r);
         let config = Config {
             mode,
             name,
@@ -445,7 +477,17 @@ impl Config {
             "sms_sender_id": self.sms_sender_id,
             "mail_from": self.mail_from,
             "upload": { "type": self.upload.kind, "url": self.upload.url, "limit_kb": self.upload.limit_kb },
-            "lark": { "app_id": self.lark.app_id, "redirect": self.lark.redirect, "auth_url": self.lark.auth_url },
+            "lark": {
+                "app_id": self.lark.app_id,
+                "app_secret": if self.lark.app_secret.is_some() { "[redacted]" } else { "" },
+                "app_secret_arn": self.lark.app_secret_arn,
+                "redirect": self.lark.redirect,
+                "auth_url": self.lark.auth_url,
+                "api_url": self.lark.api_url,
+                "console_url": self.lark.console_url,
+                "timeout_ms": self.lark.timeout_ms,
+                "off_until_set": self.lark.missing(),
+            },
         })
     }
 }
@@ -601,6 +643,63 @@ mod tests {
         assert_eq!(c.upload.limit_kb, 10240);
         let e = Config::from_vars(&[("UPLOAD_LIMIT", "10485760")]).unwrap_err();
         assert!(e.to_string().contains("UPLOAD_LIMIT_KB"), "{e}");
+    }
+
+    #[test]
+    fn lark_is_off_until_its_four_settings_are_there() {
+        let c = Config::from_vars(&[("HOSTNAME", "")]).unwrap();
+        assert_eq!(
+            c.lark.missing(),
+            [
+                "LARK_APP_ID",
+                "LARK_APP_SECRET",
+                "LARK_REDIRECT",
+                "CONSOLE_URL"
+            ]
+        );
+        assert_eq!(c.lark.api_url, "https://open.larksuite.com");
+        assert_eq!(c.lark.start_url(), "");
+        let c = Config::from_vars(&[
+            ("LARK_APP_ID", "cli_a1"),
+            ("LARK_APP_SECRET", "lark-app-secret-value"),
+            ("LARK_REDIRECT", "https://api.example.com/lark"),
+            ("CONSOLE_URL", "https://console.example.com/#/"),
+        ])
+        .unwrap();
+        assert!(c.lark.missing().is_empty());
+        assert_eq!(c.lark.start_url(), "https://api.example.com/lark/authorize");
+        let shown = c.redacted().to_string();
+        assert!(!shown.contains("lark-app-secret-value"), "{shown}");
+        let c = Config::from_vars(&[("LARK_APP_SECRET_ARN", "planx/lark")]).unwrap();
+        assert!(
+            c.lark
+                .missing()
+                .contains(&"LARK_APP_SECRET_ARN (unreadable at start)")
+        );
+    }
+
+    #[test]
+    fn lark_settings_are_checked_at_start() {
+        let e = Config::from_vars(&[
+            ("LARK_REDIRECT", "https://api.example.com/callback"),
+            ("CONSOLE_URL", "https://console.example.com"),
+            ("LARK_API_URL", "https://open.feishu.cn"),
+            ("LARK_APP_SECRET", "s"),
+            ("LARK_APP_SECRET_ARN", "planx/lark"),
+            ("LARK_TIMEOUT_MS", "60000"),
+        ])
+        .unwrap_err()
+        .to_string();
+        for needle in [
+            "LARK_REDIRECT must be this API's callback",
+            "CONSOLE_URL must end in /",
+            "LARK_API_URL is Feishu's and LARK_AUTH_URL Lark's",
+            "LARK_APP_SECRET and LARK_APP_SECRET_ARN are both set",
+            "LARK_TIMEOUT_MS must be a number from 100 to 10000",
+        ] {
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+        assert!(!e.contains("\"s\""), "the secret is not shown: {e}");
     }
 
     #[test]

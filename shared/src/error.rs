@@ -63,6 +63,26 @@ pub enum ApiError {
     PhoneTaken,
     #[error("tss: the codes do not match the pending TOTP secret")]
     InvalidTotp,
+    /// Lark sign-in is off: the message names the settings it waits for.
+    #[error("Lark sign-in is off until {0} is set")]
+    LarkDisabled(String),
+    /// A Lark callback whose `state` is missing, not this browser's, spent or expired.
+    #[error(
+        "this Lark sign-in was not begun in this browser, or has expired or been used; start again"
+    )]
+    LarkState,
+    /// The person declined at Lark's authorize page.
+    #[error("the Lark sign-in was cancelled")]
+    LarkDenied,
+    /// Lark refused the code (wrong, spent or expired, or the app's settings).
+    #[error("Lark refused the sign-in; start again")]
+    LarkRefused(#[source] crate::lark::LarkError),
+    #[error("Lark cannot be reached; try again shortly")]
+    LarkUnavailable(#[source] Cause),
+    #[error("no account is linked to this Lark account")]
+    LarkNotLinked,
+    #[error("this Lark account is already linked to another account")]
+    LarkTaken,
     #[error("not signed in")]
     Unauthenticated,
     #[error("the session has ended; sign in again")]
@@ -107,15 +127,20 @@ impl ApiError {
             | EmailTaken
             | PhoneTaken
             | InvalidTotp
+            | LarkState
+            | LarkDenied
+            | LarkRefused(_)
+            | LarkNotLinked
+            | LarkTaken
             | SignInThrottled { .. }
             | RateLimited { .. } => StatusCode::BAD_REQUEST,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            NotFound | NoSuchSession => StatusCode::NOT_FOUND,
+            NotFound | NoSuchSession | LarkDisabled(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Unauthenticated | SessionEnded => StatusCode::UNAUTHORIZED,
             Csrf => StatusCode::FORBIDDEN,
-            Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Unavailable(_) | LarkUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -141,6 +166,13 @@ impl ApiError {
             EmailTaken => "EMAIL_TAKEN",
             PhoneTaken => "PHONE_TAKEN",
             InvalidTotp => "INVALID_TOTP",
+            LarkDisabled(_) => "LARK_DISABLED",
+            LarkState => "LARK_STATE_INVALID",
+            LarkDenied => "LARK_DENIED",
+            LarkRefused(_) => "LARK_REFUSED",
+            LarkUnavailable(_) => "LARK_UNAVAILABLE",
+            LarkNotLinked => "LARK_NOT_LINKED",
+            LarkTaken => "LARK_TAKEN",
             Unauthenticated => "UNAUTHENTICATED",
             SessionEnded => "SESSION_ENDED",
             Csrf => "CSRF_FAILED",
@@ -221,7 +253,9 @@ impl IntoResponse for ApiError {
                     response.headers_mut().insert(header::RETRY_AFTER, value);
                 }
             }
-            ApiError::Unavailable(cause) | ApiError::Internal(cause) => {
+            ApiError::Unavailable(cause)
+            | ApiError::Internal(cause)
+            | ApiError::LarkUnavailable(cause) => {
                 response.extensions_mut().insert(Failure(cause.into()));
             }
             _ => {}
@@ -238,6 +272,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Taken(Unique::Email) => ApiError::EmailTaken,
             StoreError::Taken(Unique::Phone) => ApiError::PhoneTaken,
+            StoreError::Taken(Unique::Lark) => ApiError::LarkTaken,
             StoreError::Unavailable(_) => ApiError::Unavailable(Box::new(e)),
             StoreError::NoSuchUser | StoreError::Corrupt { .. } => ApiError::Internal(Box::new(e)),
         }
@@ -268,6 +303,16 @@ impl From<CodeError> for ApiError {
             CodeError::Rejected => ApiError::InvalidCode,
             CodeError::Store(e) => e.into(),
             CodeError::Send(e) => e.into(),
+        }
+    }
+}
+
+/// Lark refused, or could not be had.
+impl From<crate::lark::LarkError> for ApiError {
+    fn from(e: crate::lark::LarkError) -> Self {
+        match e {
+            crate::lark::LarkError::Refused { .. } => ApiError::LarkRefused(e),
+            crate::lark::LarkError::Unavailable { .. } => ApiError::LarkUnavailable(Box::new(e)),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod keys;
 pub mod lambda;
+pub mod lark;
 pub mod logs;
 pub mod model;
 pub mod notify;

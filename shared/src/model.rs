@@ -16,7 +16,8 @@ pub struct User {
     pub avatar: String,
     pub phone: Option<String>,
     pub totp: Option<Totp>,
-    pub lark: Option<serde_json::Value>,
+    /// The linked Lark (Feishu) identity; its `open_id` has a guard of its own.
+    pub lark: Option<LarkIdentity>,
     /// Argon2 PHC string.
     pub password: Secret<String>,
     pub active: bool,
@@ -36,6 +37,53 @@ pub struct Totp {
     pub last_step: u64,
 }
 
+/// A Lark (Feishu) identity linked to an account: what the console shows and
+/// signing in needs, from Lark's `user_info`. Never Lark's access or refresh
+/// token. `open_id` (the user within this Lark app) is the one identity an
+/// account is found by, so at most one account holds each (its guard item).
+/// Fields other than `open_id` may be empty; records kept with more fields
+/// (the original server's tokens) drop them on read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct LarkIdentity {
+    /// The user within this Lark app, e.g. `ou_7d8a6e6df7621556ce0d21922b676706`.
+    pub open_id: String,
+    /// The user across the apps of one Lark developer.
+    pub union_id: String,
+    pub name: String,
+    pub en_name: String,
+    pub avatar_url: String,
+    /// 72×72.
+    pub avatar_thumb: String,
+    /// 240×240.
+    pub avatar_middle: String,
+    /// 640×640.
+    pub avatar_big: String,
+    /// The user's organisation (Lark tenant).
+    pub tenant_key: String,
+}
+
+/// A Lark sign-in or link in flight: begun by `GET /lark/authorize`, taken
+/// (once) by the callback `GET /lark`. Keyed by a digest of the state nonce,
+/// which only the browser's cookie and the state parameter carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LarkFlow {
+    /// SHA-256 of the state nonce, hex.
+    pub id: String,
+    /// The server key the flow's PKCE verifier is derived under.
+    pub key_id: String,
+    /// To link: the session that asked. `None`: a sign-in.
+    pub link: Option<LinkRequest>,
+    pub expires_at: Timestamp,
+}
+
+/// The signed-in session a Lark identity is to be linked to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRequest {
+    pub user_id: String,
+    pub session_id: String,
+}
+
 /// How a login was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -43,6 +91,7 @@ pub enum LoginMethod {
     Password,
     Sms,
     Totp,
+    Lark,
 }
 
 /// The most recent login, in the shape the weplanx console reads from `GET /user`

@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicU64;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, KeySource};
 use crate::keys::{KeyError, ServerKeys};
+use crate::lark::LarkClient;
 use crate::notify::Notifier;
 use crate::password::{PasswordError, Passwords};
 use crate::store::Store;
@@ -25,6 +26,8 @@ pub struct Inner {
     /// JWTs under the same keys.
     pub tokens: Tokens,
     pub passwords: Passwords,
+    /// Lark sign-in's client; `None` while a setting is missing (`config.lark.missing()`).
+    pub lark: Option<LarkClient>,
     /// One-time codes compared with a stored one so far ([`crate::codes::matches`]),
     /// so tests can hold guesses checked to the limits.
     pub code_comparisons: AtomicU64,
@@ -67,6 +70,11 @@ impl AppState {
     ) -> Result<Self, StartError> {
         let tokens = Tokens::new(&config.namespace, keys.clone());
         let passwords = Passwords::new(&config.argon2)?;
+        let lark = LarkClient::new(&config.lark);
+        let missing = config.lark.missing();
+        if lark.is_none() && !config.lark.app_id.is_empty() {
+            tracing::warn!(missing = ?missing, "Lark sign-in is off until these are set");
+        }
         Ok(Self(Arc::new(Inner {
             config,
             store,
@@ -75,6 +83,7 @@ impl AppState {
             keys,
             tokens,
             passwords,
+            lark,
             code_comparisons: AtomicU64::new(0),
         })))
     }

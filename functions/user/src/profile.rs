@@ -3,10 +3,9 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use shared::clock::rfc3339;
 use shared::http::{Auth, Json};
-use shared::model::{LoginMethod, LoginRecord, User};
+use shared::model::{LarkIdentity, LoginMethod, LoginRecord, User};
 use shared::store::UserChange;
 use shared::{ApiError, ApiResult, AppState, validate};
 use utoipa::ToSchema;
@@ -29,9 +28,8 @@ pub(crate) struct Profile {
     history: Option<LoginHistory>,
     /// `"******"` when a TOTP app is bound, `""` otherwise.
     totp: String,
-    /// The bound Lark account, if any.
-    #[schema(value_type = Option<Object>)]
-    lark: Option<Value>,
+    /// The linked Lark account's public fields, `null` when none is linked.
+    lark: Option<LarkIdentity>,
     /// Whether the account is active.
     status: bool,
     #[schema(format = DateTime)]
@@ -58,7 +56,7 @@ struct LoginHistory {
 struct LoginHistoryMetadata {
     /// The client's IP address, as the gateway saw it.
     client_ip: String,
-    /// The sign-in method: `password`, `sms` or `totp`.
+    /// The sign-in method: `password`, `sms`, `totp` or `lark`.
     source: LoginMethod,
 }
 

@@ -9,14 +9,15 @@ pub mod slots;
 
 /// The store's traits, for code that calls a backend by its concrete type.
 pub mod prelude {
-    pub use super::{Accounts, Codes, Guesses, Limits, Sessions, Store};
+    pub use super::{Accounts, Codes, Flows, Guesses, Limits, Sessions, Store};
 }
 
 use async_trait::async_trait;
 
 use crate::clock::Timestamp;
 use crate::model::{
-    Code, LoginRecord, Purpose, RefreshIssue, RefreshRedemption, Rule, Session, Totp, User,
+    Code, LarkFlow, LarkIdentity, LoginRecord, Purpose, RefreshIssue, RefreshRedemption, Rule,
+    Session, Totp, User,
 };
 use crate::secret::Secret;
 pub use settle::{Settle, Taken};
@@ -64,6 +65,8 @@ impl StoreError {
 pub enum Unique {
     Email,
     Phone,
+    /// A Lark identity (its `open_id`).
+    Lark,
 }
 
 impl std::fmt::Display for Unique {
@@ -71,6 +74,7 @@ impl std::fmt::Display for Unique {
         f.write_str(match self {
             Unique::Email => "email",
             Unique::Phone => "phone",
+            Unique::Lark => "Lark identity",
         })
     }
 }
@@ -84,7 +88,8 @@ pub enum UserChange {
     Password(Secret<String>),
     Phone(Option<String>),
     Totp(Option<Totp>),
-    Lark(Option<serde_json::Value>),
+    /// Links (moving the `open_id` guard) or unlinks a Lark identity.
+    Lark(Option<LarkIdentity>),
     Active(bool),
 }
 
@@ -156,8 +161,10 @@ pub trait Accounts: Send + Sync {
     /// Looks up by email, case-insensitively.
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
     async fn user_by_phone(&self, phone: &str) -> StoreResult<Option<User>>;
+    /// The id of the account a Lark identity is linked to (its guard only).
+    async fn user_id_by_lark(&self, open_id: &str) -> StoreResult<Option<String>>;
     async fn users(&self) -> StoreResult<Vec<User>>;
-    /// Applies one change, moving email and phone guards in the same transaction.
+    /// Applies one change, moving email, phone and Lark guards in the same transaction.
     async fn update_user(&self, id: &str, change: UserChange, now: Timestamp) -> StoreResult<()>;
 }
 
@@ -281,10 +288,19 @@ pub trait Limits: Send + Sync {
     async fn unhit(&self, key: &str, now: Timestamp) -> StoreResult<()>;
 }
 
+/// Lark sign-ins and links in flight.
+#[async_trait]
+pub trait Flows: Send + Sync {
+    async fn put_lark_flow(&self, flow: &LarkFlow) -> StoreResult<()>;
+    /// Takes the flow keyed `id` away, in one atomic operation: of concurrent
+    /// takes at most one gets it. An expired flow reads as `None` (and goes too).
+    async fn take_lark_flow(&self, id: &str, now: Timestamp) -> StoreResult<Option<LarkFlow>>;
+}
+
 /// The whole store, as the handlers hold it (`Arc<dyn Store>`): one trait per
 /// aggregate, and the one read that spans them.
 #[async_trait]
-pub trait Store: Accounts + Guesses + Sessions + Codes + Limits + 'static {
+pub trait Store: Accounts + Guesses + Sessions + Codes + Limits + Flows + 'static {
     /// What an attempt at a secret needs first, in as few round trips as the
     /// backend allows. This default reads the account only: a backend whose
     /// [`Guesses::take_slots`] reads the buckets itself needs nothing more.

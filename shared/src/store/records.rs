@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Decision;
 use crate::clock::Timestamp;
-use crate::model::{Code, RateState, Rule, Session};
+use crate::model::{Code, LarkFlow, RateState, Rule, Session};
 
 /// A record with the time after which it reads as absent. Flat, so that
 /// DynamoDB's TTL and conditional updates see `expires_at` beside the fields.
@@ -58,6 +58,12 @@ impl Expires for Session {
 }
 
 impl Expires for Code {
+    fn expires_at(&self) -> Timestamp {
+        self.expires_at
+    }
+}
+
+impl Expires for LarkFlow {
     fn expires_at(&self) -> Timestamp {
         self.expires_at
     }

@@ -1,11 +1,11 @@
-//! Accounts: the profile item, its email and phone guards, the TOTP step.
+//! Accounts: the profile item, its email, phone and Lark guards, the TOTP step.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, Update};
 
 use super::guesses::Committed;
 use super::items::{
-    Guard, Item, email_key, from_item, n, phone_key, s, to_item, to_value, user_key,
+    Guard, Item, email_key, from_item, lark_key, n, phone_key, s, to_item, to_value, user_key,
 };
 use super::{ConditionalResult, DynamoStore, Write, failed};
 use crate::clock::Timestamp;
@@ -65,6 +65,15 @@ impl DynamoStore {
                     .move_guard(user, Unique::Phone, old, phone, now, settle)
                     .await;
             }
+            UserChange::Lark(lark) => {
+                let moved = GuardMove {
+                    what: Unique::Lark,
+                    old: user.lark.as_ref().map(|l| l.open_id.clone()),
+                    new: lark.as_ref().map(|l| l.open_id.clone()),
+                    value: to_value(&lark)?,
+                };
+                return self.move_guard_with(user, moved, now, settle).await;
+            }
             other => profile_value(other)?,
         };
         let update = Update::builder()
@@ -81,8 +90,7 @@ impl DynamoStore {
         }
     }
 
-    /// Moves a uniqueness guard with the attribute it guards, in one transaction
-    /// conditioned on the user still holding `old` (another change raced us otherwise).
+    /// Moves the email or phone guard with the attribute it guards (the value itself).
     async fn move_guard(
         &self,
         user: &User,
@@ -92,9 +100,36 @@ impl DynamoStore {
         now: Timestamp,
         settle: &Settle,
     ) -> StoreResult<bool> {
-        let (attr, guard_key): (&str, fn(&str) -> Item) = match what {
-            Unique::Email => ("email", email_key),
-            Unique::Phone => ("phone", phone_key),
+        let value = new.clone().map_or(AttributeValue::Null(true), s);
+        let moved = GuardMove {
+            what,
+            old,
+            new,
+            value,
+        };
+        self.move_guard_with(user, moved, now, settle).await
+    }
+
+    /// Moves a uniqueness guard with the attribute it guards, in one transaction
+    /// conditioned on the user still holding `old` (another change raced us otherwise).
+    async fn move_guard_with(
+        &self,
+        user: &User,
+        moved: GuardMove,
+        now: Timestamp,
+        settle: &Settle,
+    ) -> StoreResult<bool> {
+        let GuardMove {
+            what,
+            old,
+            new,
+            value,
+        } = moved;
+        // The attribute, the path its guarded value is at, and the guard's key.
+        let (attr, path, guard_key): (&str, &str, fn(&str) -> Item) = match what {
+            Unique::Email => ("email", "#a", email_key),
+            Unique::Phone => ("phone", "#a", phone_key),
+            Unique::Lark => ("lark", "#a.open_id", lark_key),
         };
         let same_guard = match (&old, &new) {
             (Some(o), Some(n)) => guard_key(o) == guard_key(n),
@@ -104,11 +139,11 @@ impl DynamoStore {
             .set_key(Some(user_key(&user.id)))
             .update_expression("SET #a = :new, updated_at = :now")
             .expression_attribute_names("#a", attr)
-            .expression_attribute_values(":new", new.clone().map_or(AttributeValue::Null(true), s))
+            .expression_attribute_values(":new", value)
             .expression_attribute_values(":now", n(now));
         let update = match &old {
             Some(o) => update
-                .condition_expression("#a = :old")
+                .condition_expression(format!("{path} = :old"))
                 .expression_attribute_values(":old", s(o.clone())),
             None => update
                 .condition_expression(
@@ -149,7 +184,15 @@ impl DynamoStore {
     }
 }
 
-/// The profile attribute a change other than email or phone sets, and its value.
+/// A guard to move: from the value `old` to `new`, the attribute becoming `value`.
+struct GuardMove {
+    what: Unique,
+    old: Option<String>,
+    new: Option<String>,
+    value: AttributeValue,
+}
+
+/// The profile attribute a change other than email, phone or Lark sets, and its value.
 fn profile_value(change: UserChange) -> StoreResult<(&'static str, AttributeValue)> {
     Ok(match change {
         UserChange::Name(v) => ("name", s(v)),
@@ -157,8 +200,7 @@ fn profile_value(change: UserChange) -> StoreResult<(&'static str, AttributeValu
         UserChange::Password(v) => ("password", s(v.expose().clone())),
         UserChange::Active(v) => ("active", AttributeValue::Bool(v)),
         UserChange::Totp(v) => ("totp", to_value(&v)?),
-        UserChange::Lark(v) => ("lark", to_value(&v)?),
-        UserChange::Email(_) | UserChange::Phone(_) => {
+        UserChange::Email(_) | UserChange::Phone(_) | UserChange::Lark(_) => {
             return Err(StoreError::corrupt(
                 "change",
                 "guarded changes move a guard",
@@ -207,6 +249,13 @@ impl Accounts for DynamoStore {
         self.user_via_guard(phone_key(phone)).await
     }
 
+    async fn user_id_by_lark(&self, open_id: &str) -> StoreResult<Option<String>> {
+        Ok(self
+            .get::<Guard>(lark_key(open_id))
+            .await?
+            .map(|g| g.user_id))
+    }
+
     async fn users(&self) -> StoreResult<Vec<User>> {
         let mut users = vec![];
         let mut start = None;
@@ -234,7 +283,7 @@ impl Accounts for DynamoStore {
 
     async fn update_user(&self, id: &str, change: UserChange, now: Timestamp) -> StoreResult<()> {
         let (attr, value) = match change {
-            UserChange::Email(_) | UserChange::Phone(_) => {
+            UserChange::Email(_) | UserChange::Phone(_) | UserChange::Lark(_) => {
                 let user = self.user(id).await?.ok_or(StoreError::NoSuchUser)?;
                 if matches!(&change, UserChange::Phone(p) if *p == user.phone) {
                     return Ok(());

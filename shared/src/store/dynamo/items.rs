@@ -13,7 +13,7 @@ use crate::store::{StoreError, StoreResult};
 
 pub(super) type Item = HashMap<String, AttributeValue>;
 
-/// A uniqueness guard: the account that holds an email or a phone number.
+/// A uniqueness guard: the account that holds an email, a phone number or a Lark identity.
 #[derive(Serialize, Deserialize)]
 pub(super) struct Guard {
     pub user_id: String,
@@ -42,6 +42,14 @@ pub(super) fn email_key(email: &str) -> Item {
 }
 pub(super) fn phone_key(phone: &str) -> Item {
     key(format!("PHONE#{phone}"), "PHONE")
+}
+/// The guard of a Lark identity: its `open_id`.
+pub(super) fn lark_key(open_id: &str) -> Item {
+    key(format!("LARK#{open_id}"), "LARK")
+}
+/// A Lark flow in flight, by the digest of its state nonce.
+pub(super) fn flow_key(id: &str) -> Item {
+    key(format!("FLOW#{id}"), "LARK")
 }
 pub(super) fn session_sk(id: &str) -> String {
     format!("SESSION#{id}")

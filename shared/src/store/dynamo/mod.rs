@@ -5,6 +5,8 @@
 //! | user         | `USER#<id>`                 | `PROFILE`       |
 //! | email guard  | `EMAIL#<lowercased email>`  | `EMAIL`         |
 //! | phone guard  | `PHONE#<E.164>`             | `PHONE`         |
+//! | Lark guard   | `LARK#<open_id>`            | `LARK`          |
+//! | Lark flow    | `FLOW#<digest of the state>`| `LARK`          |
 //! | session      | `USER#<id>`                 | `SESSION#<key>` |
 //! | code         | `CODE#<purpose>#<subject>`  | `CODE`          |
 //! | limiter      | `RATE#<key>`                | `RATE`          |
@@ -22,6 +24,7 @@
 
 mod accounts;
 mod codes;
+mod flows;
 mod guesses;
 mod items;
 mod limits;

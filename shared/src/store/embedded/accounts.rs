@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::EmbeddedStore;
-use super::items::{Tx, email_key, phone_key, user_key};
+use super::items::{Tx, email_key, lark_key, phone_key, user_key};
 use crate::clock::Timestamp;
 use crate::model::User;
 use crate::store::{Accounts, StoreError, StoreResult, Unique, UserChange};
@@ -39,6 +39,10 @@ impl Accounts for EmbeddedStore {
 
     async fn user_by_phone(&self, phone: &str) -> StoreResult<Option<User>> {
         self.user_via_guard(&phone_key(phone))
+    }
+
+    async fn user_id_by_lark(&self, open_id: &str) -> StoreResult<Option<String>> {
+        self.read(&lark_key(open_id))
     }
 
     async fn users(&self) -> StoreResult<Vec<User>> {
@@ -87,7 +91,22 @@ impl Tx<'_> {
             UserChange::Avatar(avatar) => user.avatar = avatar,
             UserChange::Password(hash) => user.password = hash,
             UserChange::Totp(totp) => user.totp = totp,
-            UserChange::Lark(lark) => user.lark = lark,
+            UserChange::Lark(lark) => {
+                let (old, new) = (
+                    user.lark.as_ref().map(|l| lark_key(&l.open_id)),
+                    lark.as_ref().map(|l| lark_key(&l.open_id)),
+                );
+                if let Some(new) = &new {
+                    self.check_guard(new, id, Unique::Lark)?;
+                }
+                if let Some(old) = &old {
+                    self.delete(old)?;
+                }
+                if let Some(new) = &new {
+                    self.put(new, &id)?;
+                }
+                user.lark = lark;
+            }
             UserChange::Active(active) => user.active = active,
         }
         user.updated_at = now;

@@ -20,6 +20,13 @@ pub(super) fn email_key(email: &str) -> String {
 pub(super) fn phone_key(phone: &str) -> String {
     format!("phone/{phone}")
 }
+/// The guard of a Lark identity: its `open_id` (letters, digits, `_`, `-`).
+pub(super) fn lark_key(open_id: &str) -> String {
+    format!("lark/{open_id}")
+}
+pub(super) fn flow_key(id: &str) -> String {
+    format!("flow/{id}")
+}
 pub(super) fn session_prefix(user_id: &str) -> String {
     format!("session/{user_id}/")
 }

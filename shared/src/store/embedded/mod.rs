@@ -9,6 +9,7 @@
 
 mod accounts;
 mod codes;
+mod flows;
 mod guesses;
 mod items;
 mod limits;
@@ -63,11 +64,11 @@ impl EmbeddedStore {
         Ok(store)
     }
 
-    /// Deletes expired sessions, codes and limiter state (TTL for the embedded store).
+    /// Deletes expired sessions, codes, Lark flows and limiter state (TTL for the embedded store).
     pub fn prune(&self, now: Timestamp) -> StoreResult<usize> {
         self.transact(move |tx| {
             let mut dropped = 0;
-            for prefix in ["session/", "code/", "rate/", "limit/", "limit-ip/"] {
+            for prefix in ["session/", "code/", "flow/", "rate/", "limit/", "limit-ip/"] {
                 for key in keys_with_prefix(&tx.table, prefix)? {
                     let expires_at = tx
                         .get::<Value>(&key)?
