@@ -122,7 +122,7 @@ pub async fn run(args: ServeArgs, store_args: &StoreArgs) -> Result<(), String> 
             dir.display()
         ));
     }
-    let config = Config::from_env().map_err(|e| e.to_string())?;
+    let mut config = Config::from_env().map_err(|e| e.to_string())?;
     // One SDK configuration for the table and the messages, loaded on first use.
     let sdk = shared::aws::Sdk::from_env();
     let (store, where_): (Arc<dyn Store>, String) = if args.memory {
@@ -147,6 +147,24 @@ pub async fn run(args: ServeArgs, store_args: &StoreArgs) -> Result<(), String> 
     let keys = shared::aws::server_keys(&sdk, &config, SystemClock.now())
         .await
         .map_err(|e| e.to_string())?;
+    // `LARK_APP_SECRET`, or the secret `LARK_APP_SECRET_ARN` names (read now).
+    if let Some(secret) = shared::aws::lark_secret(&sdk, &config.lark).await {
+        config.lark.app_secret = Some(secret);
+    }
+    match config.lark.missing().as_slice() {
+        [] => eprintln!(
+            "Lark sign-in is on: {} (the console: {})",
+            config.lark.start_url(),
+            config.lark.console_url
+        ),
+        missing if !config.lark.app_id.is_empty() => {
+            eprintln!(
+                "warning: Lark sign-in is off until {} is set",
+                missing.join(", ")
+            )
+        }
+        _ => {}
+    }
     let state = AppState::with_keys(config, keys, store, notifier, Arc::new(SystemClock))
         .map_err(|e| e.to_string())?;
     for spec in &args.users {

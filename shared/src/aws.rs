@@ -14,9 +14,10 @@ use aws_smithy_http_client::tls;
 use tokio::sync::OnceCell;
 
 use crate::clock::Timestamp;
-use crate::config::{Config, KeySource};
+use crate::config::{Config, KeySource, Lark};
 use crate::keys::{KeyError, KeyRing, LoadKeys, ServerKeys};
 use crate::notify::aws::AwsNotifier;
+use crate::secret::Secret;
 use crate::store::dynamo::DynamoStore;
 
 /// The standard AWS configuration with [`configure`]'s timeouts and retries.
@@ -95,6 +96,20 @@ impl SecretKeys {
     }
 }
 
+/// The text of a secret's current version: one `GetSecretValue`. The error
+/// names the secret and the cause, never a value.
+async fn secret_text(client: &aws_sdk_secretsmanager::Client, id: &str) -> Result<String, String> {
+    let out = client
+        .get_secret_value()
+        .secret_id(id)
+        .send()
+        .await
+        .map_err(|e| format!("secret {id}: {}", DisplayErrorContext(&e)))?;
+    out.secret_string()
+        .map(str::to_string)
+        .ok_or_else(|| format!("secret {id}: no SecretString (it must be text, not binary)"))
+}
+
 #[async_trait]
 impl LoadKeys for SecretKeys {
     /// One `GetSecretValue` (its current version).
@@ -103,17 +118,28 @@ impl LoadKeys for SecretKeys {
             .client
             .get_or_init(|| async { aws_sdk_secretsmanager::Client::new(self.sdk.get().await) })
             .await;
-        let fail = |what: String| KeyError(format!("secret {}: {what}", self.id));
-        let out = client
-            .get_secret_value()
-            .secret_id(&self.id)
-            .send()
-            .await
-            .map_err(|e| fail(DisplayErrorContext(&e).to_string()))?;
-        let text = out
-            .secret_string()
-            .ok_or_else(|| fail("no SecretString (the keys are JSON text, not binary)".into()))?;
-        KeyRing::from_secret(text).map_err(|e| fail(e.0))
+        let text = secret_text(client, &self.id).await.map_err(KeyError)?;
+        KeyRing::from_secret(&text).map_err(|e| KeyError(format!("secret {}: {}", self.id, e.0)))
+    }
+}
+
+/// The Lark app secret in the Secrets Manager secret `LARK_APP_SECRET_ARN`
+/// names (its text is the app secret itself), read at start. `None` without
+/// one; unreadable or empty, `None` too and an error line: Lark sign-in stays
+/// off and answers `LARK_DISABLED`, while every other route works.
+pub async fn lark_secret(sdk: &Sdk, lark: &Lark) -> Option<Secret<String>> {
+    let id = lark.app_secret_arn.as_deref()?;
+    let client = aws_sdk_secretsmanager::Client::new(sdk.get().await);
+    match secret_text(&client, id).await {
+        Ok(text) if !text.trim().is_empty() => Some(Secret::new(text.trim().to_string())),
+        Ok(_) => {
+            tracing::error!(secret = id, "Lark sign-in is off: its app secret is empty");
+            None
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "Lark sign-in is off: its app secret could not be read");
+            None
+        }
     }
 }
 

@@ -70,14 +70,20 @@ fn init_logs() {
 /// Runs a function that uses the AWS backend: JSON logs when Lambda asks for
 /// them (`AWS_LAMBDA_LOG_FORMAT`), configuration validated and the server keys
 /// read at cold start (a bad configuration or an unreadable key stops the
-/// function with its message), then the runtime loop.
+/// function with its message), with the Lark app secret when a secret holds
+/// it (only the session function's does), then the runtime loop.
 pub async fn run(router: Router<AppState>) -> Result<(), lambda_http::Error> {
     init_logs();
-    let config = Config::from_env().inspect_err(cannot_start)?;
+    let mut config = Config::from_env().inspect_err(cannot_start)?;
     let sdk = aws::Sdk::from_env();
-    let keys = aws::server_keys(&sdk, &config, SystemClock.now())
-        .await
-        .inspect_err(cannot_start)?;
+    let (keys, lark_secret) = tokio::join!(
+        aws::server_keys(&sdk, &config, SystemClock.now()),
+        aws::lark_secret(&sdk, &config.lark)
+    );
+    let keys = keys.inspect_err(cannot_start)?;
+    if lark_secret.is_some() {
+        config.lark.app_secret = lark_secret;
+    }
     let store = Arc::new(aws::store(&sdk, &config));
     let notifier = Arc::new(aws::notifier(&sdk, &config));
     let state = AppState::with_keys(config, keys, store, notifier, Arc::new(SystemClock))

@@ -321,7 +321,8 @@ async fn upload_options_are_what_the_upload_directive_reads() {
 /// `GET /options?type=collaboration`, from the login page before sign-in and from
 /// the profile: `src/app/app.service.ts:95-106` builds
 /// `${url}?redirect_uri=${encodeURIComponent(redirect)}&app_id=${app_id}&state=...`,
-/// so `url` must carry no query of its own.
+/// so `url` must carry no query of its own. It is this API's `GET /lark/authorize`
+/// (`lark/` follows the browser on from there).
 #[tokio::test]
 async fn collaboration_options_make_the_consoles_lark_url() {
     let redirect = "https://api.example.com/lark";
@@ -332,7 +333,7 @@ async fn collaboration_options_make_the_consoles_lark_url() {
     assert_eq!(
         r.body,
         json!({
-            "url": "https://open.feishu.cn/open-apis/authen/v1/index",
+            "url": "https://api.example.com/lark/authorize",
             "redirect": redirect,
             "app_id": "cli_a1b2c3d4",
         })

@@ -145,6 +145,28 @@ const CASES: &[(&str, u16, &str, Seed)] = &[
     ),
     ("session/logout-ok.json", 204, "", Account),
     ("session/logout-no-csrf.json", 403, "CSRF_FAILED", Account),
+    // Lark: redirects. An empty code is the way on to Lark's authorize page,
+    // a code the console's failure route with it.
+    ("session/lark-authorize-ok.json", 302, "", Account),
+    ("session/lark-authorize-link-ok.json", 302, "", Account),
+    (
+        "session/lark-authorize-link-no-session.json",
+        302,
+        "UNAUTHENTICATED",
+        Account,
+    ),
+    (
+        "session/lark-callback-no-state.json",
+        302,
+        "LARK_STATE_INVALID",
+        Account,
+    ),
+    (
+        "session/lark-callback-forged-state.json",
+        302,
+        "LARK_STATE_INVALID",
+        Account,
+    ),
     ("recovery/forget-code-ok.json", 204, "", Account),
     (
         "recovery/forget-code-invalid-email.json",
@@ -258,9 +280,21 @@ fn function(name: &str) -> &'static Function {
     planx::functions::function(name).unwrap_or_else(|| panic!("no function {name}"))
 }
 
-/// A server with the events' key, on the manual clock at [`START`], seeded for `seed`.
+/// The Lark app of the events' server: its callback on the events' host.
+const LARK_REDIRECT: &str = "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/lark";
+const CONSOLE_URL: &str = "https://console.example.com/#/";
+
+/// A server with the events' key and a Lark app, on the manual clock at
+/// [`START`], seeded for `seed`.
 async fn server(seed: Seed) -> TestApp {
-    let app = TestApp::spawn_with(&[("KEY", EVENTS_KEY)]).await;
+    let app = TestApp::spawn_with(&[
+        ("KEY", EVENTS_KEY),
+        ("LARK_APP_ID", "cli_a1b2c3d4e5f6a7b8"),
+        ("LARK_APP_SECRET", "events-lark-app-secret"),
+        ("LARK_REDIRECT", LARK_REDIRECT),
+        ("CONSOLE_URL", CONSOLE_URL),
+    ])
+    .await;
     let state = &app.state;
     let lifetimes = &state.config.lifetimes;
     let phone = (!matches!(seed, NoPhone | PhoneCode)).then(|| PHONE.to_string());
@@ -386,10 +420,18 @@ async fn check(file: &str, status: u16, code: &str, seed: Seed) -> Result<(), St
         return fail(format!("answered {}, expected {status}", r.status));
     }
     // Errors carry their business code; `GET /refresh_code`'s success body has a `code` too.
+    // A redirect carries it in the console's failure route.
+    let location = r
+        .headers
+        .get(header::LOCATION)
+        .and_then(|l| l.to_str().ok());
+    let redirected = location
+        .and_then(|l| l.strip_prefix(&format!("{CONSOLE_URL}unauthorize?error=")))
+        .map(|c| Value::String(c.to_string()));
     let error = if status >= 400 {
         &r.body["code"]
     } else {
-        &Value::Null
+        redirected.as_ref().unwrap_or(&Value::Null)
     };
     if error.as_str().unwrap_or_default() != code {
         return fail(format!("error code {error:?}, expected {code:?}"));
@@ -432,6 +474,16 @@ async fn check(file: &str, status: u16, code: &str, seed: Seed) -> Result<(), St
         }
         "user/sessions-end-others-ok.json" if r.body["ended"] != 1 => {
             Some("not one other session ended".into())
+        }
+        // On to Lark's authorize page, with a state nonce in this browser's cookie.
+        "session/lark-authorize-ok.json" | "session/lark-authorize-link-ok.json"
+            if !location.is_some_and(|l| {
+                l.starts_with(shared::lark::settings::LARK_AUTHORIZE)
+                    && r.cookie("LARK_STATE")
+                        .is_some_and(|s| l.contains(&format!("&state={s}&")))
+            }) =>
+        {
+            Some(format!("not to Lark with the state cookie: {location:?}"))
         }
         _ => None,
     };

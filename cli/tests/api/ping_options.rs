@@ -229,15 +229,35 @@ async fn upload_options_are_the_configured_ones() {
     assert_eq!(r.body, json!({ "type": "s3", "url": "", "limit": 5120 }));
 }
 
-/// Lark's global site instead of Feishu's: answered as configured, with no query
-/// (the console adds its own; `console.rs` checks the parts it reads).
+/// The collaboration option's `url` is this API's `GET /lark/authorize`, beside
+/// the configured callback, whatever Lark's authorize page is (the console adds
+/// its own query; `console.rs` checks the parts it reads); empty without a callback.
 #[tokio::test]
-async fn collaboration_url_is_the_configured_authorize_url() {
-    let auth = "https://open.larksuite.com/open-apis/authen/v1/index";
-    let app = TestApp::spawn_with(&[("LARK_AUTH_URL", auth)]).await;
+async fn collaboration_url_is_this_apis_lark_authorize() {
+    let app = TestApp::spawn_with(&[
+        ("LARK_REDIRECT", "https://console.example.com/api/lark"),
+        (
+            "LARK_AUTH_URL",
+            "https://accounts.feishu.cn/open-apis/authen/v1/authorize",
+        ),
+        ("LARK_API_URL", "https://open.feishu.cn"),
+    ])
+    .await;
     let r = app.get("/options?type=collaboration").await;
     r.expect(200);
-    assert_eq!(r.body, json!({ "url": auth, "redirect": "", "app_id": "" }));
+    assert_eq!(
+        r.body,
+        json!({
+            "url": "https://console.example.com/api/lark/authorize",
+            "redirect": "https://console.example.com/api/lark",
+            "app_id": "",
+        })
+    );
+    let r = TestApp::spawn()
+        .await
+        .get("/options?type=collaboration")
+        .await;
+    assert_eq!(r.body, json!({ "url": "", "redirect": "", "app_id": "" }));
 }
 
 #[tokio::test]

@@ -47,7 +47,7 @@ pub(crate) const SEED: [(&str, &str, &str); 20] = [
 ];
 
 /// What the routers serve beyond the seed, and why.
-pub(crate) const EXTRA: [(&str, &str, &str); 8] = [
+pub(crate) const EXTRA: [(&str, &str, &str); 10] = [
     (
         "POST",
         "/refresh_token",
@@ -90,6 +90,12 @@ pub(crate) const EXTRA: [(&str, &str, &str); 8] = [
         "/user/sessions/{id}",
         "design: devices, end one session",
     ),
+    (
+        "GET",
+        "/lark/authorize",
+        "issue 15: begins a Lark sign-in or link (the collaboration option's url)",
+    ),
+    ("GET", "/lark", "issue 15: Lark's OAuth callback"),
 ];
 
 /// The methods probed on every path. OPTIONS is left to the gateway (CORS

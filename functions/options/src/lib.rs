@@ -57,11 +57,16 @@ struct UploadOptions {
     limit: u64,
 }
 
-/// `type=collaboration`: the parts of the Lark OAuth sign-in URL. The console
-/// builds it: `{url}?redirect_uri={redirect, encoded}&app_id={app_id}&state=...`.
+/// `type=collaboration`: where a console sends the browser to sign in with
+/// Lark or link a Lark account. The weplanx console builds
+/// `{url}?redirect_uri={redirect, encoded}&app_id={app_id}&state={"action":"link"}`
+/// (or `state={}` to sign in); `url` is this API's `GET /lark/authorize`,
+/// which ignores the first two, binds a state nonce to the browser and goes
+/// on to Lark's authorize page.
 #[derive(Serialize, ToSchema)]
 struct CollaborationOptions {
-    /// Lark's authorize URL, without a query (`LARK_AUTH_URL`).
+    /// This API's `GET /lark/authorize`, without a query (`LARK_REDIRECT` + `/authorize`;
+    /// empty while `LARK_REDIRECT` is).
     url: String,
     /// This API's Lark callback (`LARK_REDIRECT`).
     redirect: String,
@@ -101,7 +106,7 @@ async fn options(
             limit: c.upload.limit_kb,
         }),
         "collaboration" => Options::Collaboration(CollaborationOptions {
-            url: c.lark.auth_url.clone(),
+            url: c.lark.start_url(),
             redirect: c.lark.redirect.clone(),
             app_id: c.lark.app_id.clone(),
         }),

@@ -1,7 +1,8 @@
-//! Signing in and out: password, SMS and TOTP logins, session verification,
-//! token refresh, logout. One module per operation group; this file routes
+//! Signing in and out: password, SMS, TOTP and Lark logins (and linking a
+//! Lark account), session verification, token refresh, logout. One module per operation group; this file routes
 //! them and lists them for the OpenAPI document.
 
+mod lark;
 mod login;
 mod logout;
 mod refresh;
@@ -23,6 +24,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         login::sms_code,
         login::sms_login,
         login::totp_login,
+        lark::authorize,
+        lark::callback,
         verify::verify,
         refresh::refresh_code,
         refresh::refresh_token_get,
@@ -38,6 +41,8 @@ pub fn router() -> Router<AppState> {
         .route("/login", post(login::login))
         .route("/login/sms", get(login::sms_code).post(login::sms_login))
         .route("/login/totp", post(login::totp_login))
+        .route("/lark/authorize", get(lark::authorize))
+        .route("/lark", get(lark::callback))
         .route("/verify", get(verify::verify))
         .route("/refresh_code", get(refresh::refresh_code))
         .route(

@@ -3,7 +3,7 @@
 //! and ends in [`sign_in`], which gives them back and leaves a device cookie.
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Response};
 use serde::Deserialize;
 use shared::codes::{self, Channel, Floor, Issue};
@@ -19,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::token_cookie;
 
 /// Takes the slots of a sign-in attempt on `account` from this client.
-async fn begin(
+pub(crate) async fn begin(
     state: &AppState,
     client: &Client,
     device: &Device,
@@ -36,9 +36,8 @@ async fn begin(
     Ok(throttle::begin(state, guess).await?)
 }
 
-/// Starts a session for `user` with what its attempt gives back, and sets its
-/// token and device cookies. A code or TOTP step a racing attempt used first
-/// makes it a failed attempt.
+/// Starts a session for `user` with what its attempt gives back: 204 with
+/// its token and device cookies ([`session_cookies`]).
 async fn sign_in(
     state: &AppState,
     client: &Client,
@@ -47,6 +46,21 @@ async fn sign_in(
     method: LoginMethod,
     settle: Settle,
 ) -> ApiResult<Response> {
+    let cookies = session_cookies(state, client, device, user, method, settle).await?;
+    Ok((StatusCode::NO_CONTENT, cookies).into_response())
+}
+
+/// Starts a session for `user` with what its attempt gives back, and returns
+/// the `Set-Cookie` headers of its token and device cookies. A code or TOTP
+/// step a racing attempt used first makes it a failed attempt.
+pub(crate) async fn session_cookies(
+    state: &AppState,
+    client: &Client,
+    device: &Device,
+    user: &User,
+    method: LoginMethod,
+    settle: Settle,
+) -> ApiResult<AppendHeaders<[(HeaderName, HeaderValue); 2]>> {
     if !user.active {
         return Err(ApiError::AccountDisabled);
     }
@@ -60,14 +74,13 @@ async fn sign_in(
     }
     let ttl = state.config.lifetimes.token;
     let jwt = state.tokens.issue(&user.id, &jti, now, ttl);
-    let cookies = AppendHeaders([
+    Ok(AppendHeaders([
         (header::SET_COOKIE, token_cookie(state, &jwt)),
         (
             header::SET_COOKIE,
             device::cookie_after_sign_in(state, &user.id, device),
         ),
-    ]);
-    Ok((StatusCode::NO_CONTENT, cookies).into_response())
+    ]))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -30,13 +30,37 @@ pub fn get<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 /// own for the console's site. Deleting it needs the same attribute, so it is
 /// set whatever `max_age` is.
 pub fn set(config: &Config, name: &str, value: &str, max_age: i64, http_only: bool) -> HeaderValue {
-    build(config, name, value, max_age, http_only, true)
+    build(
+        config,
+        name,
+        value,
+        max_age,
+        http_only,
+        true,
+        config.cookie_same_site,
+    )
 }
 
 /// [`set`] without `Domain` whatever `COOKIE_DOMAIN` says: an HttpOnly cookie
 /// no sibling host needs (the device cookie).
 pub fn set_host_only(config: &Config, name: &str, value: &str, max_age: i64) -> HeaderValue {
-    build(config, name, value, max_age, true, false)
+    build(
+        config,
+        name,
+        value,
+        max_age,
+        true,
+        false,
+        config.cookie_same_site,
+    )
+}
+
+/// An HttpOnly, host-only cookie set and read only in top-level navigations
+/// to the API (the Lark flow's state): `SameSite=Lax` whatever
+/// `COOKIE_SAMESITE` says, so it comes back on Lark's redirect, and never
+/// `Partitioned`, since the API itself is the top-level site then.
+pub fn set_for_navigation(config: &Config, name: &str, value: &str, max_age: i64) -> HeaderValue {
+    build(config, name, value, max_age, true, false, SameSite::Lax)
 }
 
 fn build(
@@ -46,10 +70,11 @@ fn build(
     max_age: i64,
     http_only: bool,
     domain: bool,
+    same_site: SameSite,
 ) -> HeaderValue {
     let mut cookie = format!(
         "{name}={value}; Path=/; Max-Age={max_age}; SameSite={}",
-        config.cookie_same_site.as_str()
+        same_site.as_str()
     );
     if domain && !config.cookie_domain.is_empty() {
         cookie.push_str("; Domain=");
@@ -61,7 +86,7 @@ fn build(
     if config.cookie_secure {
         cookie.push_str("; Secure");
     }
-    if config.cookie_same_site == SameSite::None {
+    if same_site == SameSite::None {
         cookie.push_str("; Partitioned");
     }
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
@@ -106,6 +131,19 @@ mod tests {
         assert_eq!(
             set_host_only(&c, DEVICE, "x", 60),
             "DEVICE=x; Path=/; Max-Age=60; SameSite=Lax; HttpOnly; Secure"
+        );
+    }
+
+    #[test]
+    fn navigation_cookies_are_lax_and_first_party_in_every_layout() {
+        let c = Config::from_vars(&[
+            ("COOKIE_SAMESITE", "none"),
+            ("COOKIE_DOMAIN", "example.com"),
+        ])
+        .unwrap();
+        assert_eq!(
+            set_for_navigation(&c, "LARK_STATE", "n", 600),
+            "LARK_STATE=n; Path=/; Max-Age=600; SameSite=Lax; HttpOnly; Secure"
         );
     }
 

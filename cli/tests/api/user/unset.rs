@@ -1,6 +1,7 @@
 //! `DELETE /user/{key}` (Unset User): unbinding the phone, TOTP and Lark.
 
 use serde_json::json;
+use shared::model::LarkIdentity;
 use shared::store::UserChange;
 
 use super::{MASKED, PHONE, bind, bound_totp, request_code};
@@ -38,14 +39,18 @@ async fn unbinding_the_phone_frees_it() {
 #[tokio::test]
 async fn unbinding_totp_and_lark() {
     let (app, user) = TestApp::signed_in().await;
-    let lark = json!({ "open_id": "ou_123", "name": "Ada" });
+    let lark = LarkIdentity {
+        open_id: "ou_123".into(),
+        name: "Ada".into(),
+        ..LarkIdentity::default()
+    };
     for change in [bound_totp(), UserChange::Lark(Some(lark.clone()))] {
         app.change_user(&user.id, change).await;
     }
     let r = app.get("/user").await;
     assert_eq!(
         (r.body["totp"].clone(), r.body["lark"].clone()),
-        (json!("******"), lark)
+        (json!("******"), serde_json::to_value(&lark).unwrap())
     );
 
     app.delete("/user/totp").await.expect(204);
@@ -69,7 +74,10 @@ async fn unbind_keys_are_case_insensitive() {
     let user = app.add_user_with_phone("ada@example.com", PHONE).await;
     for change in [
         bound_totp(),
-        UserChange::Lark(Some(json!({ "open_id": "ou_1" }))),
+        UserChange::Lark(Some(LarkIdentity {
+            open_id: "ou_1".into(),
+            ..LarkIdentity::default()
+        })),
     ] {
         app.change_user(&user.id, change).await;
     }
