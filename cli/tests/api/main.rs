@@ -11,6 +11,7 @@ mod errors;
 mod events;
 mod faults;
 mod keys;
+mod lark;
 mod login;
 mod logs;
 mod openapi;
