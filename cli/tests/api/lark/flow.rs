@@ -283,3 +283,66 @@ async fn the_state_cookie_is_bound_to_the_flow_it_began() {
     failed(&r, "LARK_NOT_LINKED");
     assert!(location(&r).ends_with("LARK_NOT_LINKED"));
 }
+
+/// One callback sent from four tabs at once: the flow is taken once, so
+/// one signs in, the others are refused, and Lark is asked once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_callback_raced_from_many_tabs_signs_in_once() {
+    let (app, lark, _) = ada_linked().await;
+    let b = app.new_browser();
+    let back = callback_path(&lark.approve(&to_lark(&b, &lark, SIGN_IN).await));
+    let before = lark.calls(Call::Token);
+    let answers = b
+        .race_tabs(4, |tab| {
+            let back = back.clone();
+            async move { location(&tab.get(&back).await) }
+        })
+        .await;
+    let won = answers.iter().filter(|l| l.ends_with("authorized")).count();
+    let refused = answers
+        .iter()
+        .filter(|l| l.ends_with("error=LARK_STATE_INVALID"))
+        .count();
+    assert_eq!((won, refused), (1, 3), "{answers:?}");
+    assert_eq!(lark.calls(Call::Token), before + 1);
+}
+
+/// Two accounts linking one Lark identity at the same moment: the guard's
+/// conditional write lets one have it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_accounts_racing_to_link_one_identity_get_it_once() {
+    let (app, lark) = with_lark().await;
+    let ada = app.add_user("ada@example.com").await;
+    let bob = app.add_user("bob@example.com").await;
+    let (ada_b, bob_b) = (
+        app.signed_in_as("ada@example.com").await,
+        app.signed_in_as("bob@example.com").await,
+    );
+    let ada_back = callback_path(&lark.approve(&to_lark(&ada_b, &lark, LINK).await));
+    let bob_back = callback_path(&lark.approve(&to_lark(&bob_b, &lark, LINK).await));
+    let (a, b) = tokio::join!(
+        tokio::spawn(async move { location(&ada_b.get(&ada_back).await) }),
+        tokio::spawn(async move { location(&bob_b.get(&bob_back).await) }),
+    );
+    let mut answers = [a.unwrap(), b.unwrap()];
+    answers.sort();
+    assert_eq!(
+        answers,
+        [
+            format!("{CONSOLE}authorized"),
+            format!("{CONSOLE}unauthorize?error=LARK_TAKEN")
+        ]
+    );
+    let owner = app.state.store.user_id_by_lark(ADA_LARK).await.unwrap();
+    let holders: Vec<String> = [&ada.id, &bob.id]
+        .into_iter()
+        .filter(|id| owner.as_ref() == Some(*id))
+        .cloned()
+        .collect();
+    assert_eq!(holders.len(), 1);
+    let (ada, bob) = (app.user(&ada.id).await, app.user(&bob.id).await);
+    assert_eq!(
+        [ada.lark.is_some(), bob.lark.is_some()],
+        [owner == Some(ada.id.clone()), owner == Some(bob.id.clone())]
+    );
+}
