@@ -346,3 +346,24 @@ async fn two_accounts_racing_to_link_one_identity_get_it_once() {
         [owner == Some(ada.id.clone()), owner == Some(bob.id.clone())]
     );
 }
+
+/// The store failing (AWS backend only: its connection is cut) is a
+/// failure redirect too, never a 500 or a page; nothing is half-done.
+#[tokio::test]
+async fn a_store_outage_is_a_failure_redirect() {
+    let (app, lark, _) = ada_linked().await;
+    let Some(aws) = app.aws.clone() else {
+        eprintln!("this test cuts the AWS backend (PLANX_TEST_BACKEND=aws)");
+        return;
+    };
+    let b = app.new_browser();
+    let back = callback_path(&lark.approve(&to_lark(&b, &lark, SIGN_IN).await));
+    aws.database.down();
+    failed(&b.get(&back).await, "SERVICE_UNAVAILABLE");
+    let r = b.get(&super::authorize_path(SIGN_IN)).await;
+    failed(&r, "SERVICE_UNAVAILABLE");
+    assert_eq!(r.set_cookie("LARK_STATE"), None);
+    aws.database.up();
+    assert_eq!(b.cookie("TOKEN"), None);
+    succeeded(&round(&b, &lark, SIGN_IN).await);
+}
