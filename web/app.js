@@ -1,7 +1,9 @@
 // The reference console: sign-in (password, SMS code, authenticator app,
-// password reset by mail) and the account page (profile, password, phone,
-// authenticator), through the API only (api.js). Routes live in the hash:
-// #/signin, #/signin/sms, #/signin/totp, #/signin/reset, #/account.
+// Lark, password reset by mail) and the account page (profile, password,
+// phone, authenticator, Lark), through the API only (api.js). Routes live in
+// the hash: #/signin, #/signin/sms, #/signin/totp, #/signin/reset, #/account,
+// and #/authorized, #/unauthorize?error=CODE where the API's Lark callback
+// sends the browser (CONSOLE_URL ending in #/).
 
 import config from "./config.js";
 import { Api, ApiError } from "./api.js";
@@ -147,6 +149,86 @@ async function logout() {
   signedOut("You are signed out.", "ok");
 }
 
+// ------------------------------------------------------------------ Lark
+
+/**
+ * Where a Lark sign-in or link begins: the collaboration option's `url` (the
+ * API's GET /lark/authorize; empty when the API has no Lark app), asked once.
+ */
+let larkStart;
+function larkUrl() {
+  larkStart ??= api
+    .get("/options", { type: "collaboration" })
+    .then((options) => options.url || "")
+    .catch(() => "");
+  return larkStart;
+}
+
+/**
+ * A link to Lark by way of the API, with the weplanx console's intent in
+ * `state` (the API binds its own nonce to this browser); what was asked is
+ * kept for the page the callback comes back to.
+ */
+function larkLink(url, id, label, intent) {
+  const state = JSON.stringify(intent === "link" ? { action: "link" } : {});
+  const href = `${url}?state=${encodeURIComponent(state)}`;
+  const link = h("a", { id, class: "button", href }, label);
+  link.addEventListener("click", () => sessionStorage.setItem("planx.lark", intent));
+  return link;
+}
+
+/** What the console says for the codes the callback's failure route carries. */
+const LARK_FAILURES = {
+  LARK_STATE_INVALID: "That Lark sign-in was not started here, or has expired. Please try again.",
+  LARK_DENIED: "The Lark sign-in was cancelled.",
+  LARK_REFUSED: "Lark did not confirm the sign-in. Please try again.",
+  LARK_UNAVAILABLE: "Lark cannot be reached right now. Please try again shortly.",
+  LARK_NOT_LINKED: "No account is linked to that Lark account. Sign in another way, then link it on your account page.",
+  LARK_TAKEN: "That Lark account is already linked to another account.",
+  ACCOUNT_DISABLED: "This account is disabled.",
+  AUTH_MANY_INCORRECT: "Too many failed sign-ins.",
+  REAUTHENTICATE: "Linking needs a recent sign-in: sign in again, then link.",
+  UNAUTHENTICATED: "Sign in first, then link your Lark account.",
+  SESSION_ENDED: "Your session ended. Sign in again, then link your Lark account.",
+};
+
+/**
+ * The notice for the route the Lark callback sent the browser to (only known
+ * codes are shown, never text from the address), or null for another route.
+ */
+function larkOutcome(hash) {
+  const intent = sessionStorage.getItem("planx.lark");
+  if (hash.startsWith("#/authorized")) {
+    sessionStorage.removeItem("planx.lark");
+    return [intent === "link" ? "Lark account linked." : "Signed in with Lark.", "ok"];
+  }
+  if (!hash.startsWith("#/unauthorize")) return null;
+  sessionStorage.removeItem("planx.lark");
+  const query = new URLSearchParams(hash.split("?")[1] || "");
+  const code = query.get("error") || "";
+  const wait = Number(query.get("retry_after")) || 0;
+  const text = LARK_FAILURES[code] || "The Lark sign-in failed. Please try again.";
+  return [wait ? `${text} Try again in ${wait} s.` : text, "warn"];
+}
+
+function larkCard(user, url) {
+  const card = h("section", { class: "card", id: "lark" }, h("h2", {}, "Lark"));
+  const lark = user.lark;
+  if (lark) {
+    const avatar = /^https?:\/\//.test(lark.avatar_thumb) && h("img", { class: "avatar small", src: lark.avatar_thumb, alt: "" });
+    const name = [lark.name, lark.en_name && lark.en_name !== lark.name ? `(${lark.en_name})` : ""].join(" ").trim();
+    card.append(
+      h("p", { class: "linked" }, avatar, "Linked: ", h("strong", { "data-field": "lark-name" }, name || lark.open_id), " ",
+        removeButton("unlink-lark", "Unlink", "/user/lark", "Lark account unlinked.")),
+    );
+  } else if (url) {
+    card.append(h("p", { class: "muted" }, "Link a Lark account to sign in with it."), larkLink(url, "link-lark", "Link Lark account", "link"));
+  } else {
+    card.append(h("p", { class: "muted" }, "Lark sign-in is not set up on this API."));
+  }
+  return card;
+}
+
 // ------------------------------------------------------------------ sign-in
 
 const TABS = [
@@ -224,7 +306,7 @@ function signinForm(tab) {
   }
 }
 
-function signinView(tab) {
+async function signinView(tab) {
   const tabs = h(
     "nav",
     { class: "tabs" },
@@ -232,7 +314,9 @@ function signinView(tab) {
       h("a", { href: t ? `#/signin/${t}` : "#/signin", "aria-current": t === tab && "page" }, label),
     ),
   );
-  return h("section", { class: "card narrow" }, h("h1", {}, "Sign in"), tabs, signinForm(tab));
+  const url = await larkUrl();
+  const lark = url && h("p", { class: "alternative" }, larkLink(url, "lark-signin", "Sign in with Lark", "signin"));
+  return h("section", { class: "card narrow" }, h("h1", {}, "Sign in"), tabs, signinForm(tab), lark);
 }
 
 // ------------------------------------------------------------------ account
@@ -409,7 +493,8 @@ async function accountView() {
   const user = await api.get("/user");
   $("#who").textContent = user.email;
   $("#logout").hidden = false;
-  return h("div", { class: "stack" }, profileCard(user), editCard(user), passwordCard(), phoneCard(user), totpCard(user));
+  const lark = larkCard(user, await larkUrl());
+  return h("div", { class: "stack" }, profileCard(user), editCard(user), passwordCard(), phoneCard(user), totpCard(user), lark);
 }
 
 // ------------------------------------------------------------------ routing
@@ -421,7 +506,7 @@ async function render() {
   const [, route = "signin", tab = ""] = location.hash.split("/");
   let view;
   try {
-    view = route === "account" ? await accountView() : signinView(tab);
+    view = route === "account" ? await accountView() : await signinView(tab);
   } catch (error) {
     if (error.status === 401) return; // unauthorized() has moved on already
     view = h("section", { class: "card" }, h("h1", {}, "Something went wrong"), h("p", { class: "error" }, describe(error)));
@@ -433,12 +518,15 @@ async function start() {
   $("#api-base").textContent = api.base;
   $("#logout").addEventListener("click", logout);
   window.addEventListener("hashchange", render);
+  // Back from Lark: what happened, shown once the console has moved on.
+  const outcome = larkOutcome(location.hash);
   try {
     await api.ping(); // the XSRF cookies (and the token in a header)
     await api.request("GET", "/verify", { quiet401: true });
   } catch (error) {
     if (error.status === 401) {
       go(location.hash.startsWith("#/signin") ? location.hash : "#/signin");
+      if (outcome) notice(...outcome);
     } else {
       show(h("section", { class: "card" }, h("h1", {}, "The API is out of reach"), h("p", { class: "error" }, describe(error))));
     }
@@ -446,6 +534,7 @@ async function start() {
   }
   refresher.start();
   go("#/account");
+  if (outcome) notice(...outcome);
 }
 
 start();

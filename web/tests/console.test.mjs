@@ -14,14 +14,19 @@ import { after, before, describe, it } from "node:test";
 
 import qrcode from "qrcode-generator";
 
-import { backend, currentStep, launch, makeCertificate, startProxy, totp, withSteps } from "./harness.mjs";
+import { backend, currentStep, freePort, launch, makeCertificate, startLark, startProxy, totp, withSteps } from "./harness.mjs";
 
 const EMAIL = "ada@example.test";
 const PHONE = "+14155550123";
 const HOSTS = ["*.example.test", "*.other.test"];
 
+// `lark`: Lark sign-in and linking against a stand-in (harness.mjs,
+// `startLark`). Not for a console on another site: Lark's pages are top-level
+// navigations to the API, where the console's partitioned (CHIPS) cookies are
+// not sent and the ones set are the API site's own partition, which the
+// console's calls never see (README, Lark sign-in).
 const LAYOUTS = [
-  { name: "same origin", env: {}, xsrfFrom: "cookie", sameSite: "Lax" },
+  { name: "same origin", env: {}, xsrfFrom: "cookie", sameSite: "Lax", lark: true },
   {
     name: "sibling hosts",
     consoleHost: "console.example.test",
@@ -29,6 +34,7 @@ const LAYOUTS = [
     env: { COOKIE_DOMAIN: "example.test" },
     xsrfFrom: "cookie",
     sameSite: "Lax",
+    lark: true,
   },
   {
     name: "another site",
@@ -39,8 +45,23 @@ const LAYOUTS = [
     // the X-XSRF-TOKEN header of GET /.
     xsrfFrom: "header",
     sameSite: "None",
+    lark: false,
   },
 ];
+
+/** Who approves at the stand-in's authorize page. */
+const LARK_PERSON = {
+  name: "Ada Lark",
+  en_name: "Ada",
+  avatar_url: "",
+  avatar_thumb: "",
+  avatar_middle: "",
+  avatar_big: "",
+  open_id: "ou_0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e",
+  union_id: "on_0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e",
+  tenant_key: "736588c92lxf175d",
+  email: "unverified@example.test",
+};
 
 /**
  * The Domain attribute each cookie has today, as Chromium reports it: every
@@ -58,21 +79,32 @@ const certificate = () => (tls ??= makeCertificate(HOSTS));
 
 for (const layout of LAYOUTS.filter((l) => !backend.sameOriginOnly || !l.consoleHost)) {
   describe(`console, ${layout.name}, ${backend.name}`, () => {
-    let server, proxy, browser, context, page;
+    let server, proxy, browser, context, page, lark;
+    // The Lambda functions' environment is scripts/e2e's: no Lark app there.
+    const withLark = layout.lark && !backend.sameOriginOnly;
     let apiBase, apiHost, consoleUrl;
     let password = "correct horse battery staple";
 
     before(async () => {
       const user = { email: EMAIL, password };
+      if (withLark) {
+        lark = await startLark({ appId: "cli_a1b2c3d4e5f6a7b8", appSecret: "browser-test-lark-secret", person: LARK_PERSON });
+      }
+      // The API's callback and the console's routes, once both URLs are known.
+      const larkEnv = (redirect, console) => (withLark ? lark.env(redirect, console) : {});
       if (layout.consoleHost) {
         proxy = await startProxy(certificate(), () => server.port);
         apiHost = layout.apiHost;
         apiBase = `https://${apiHost}:${proxy.port}`;
         const origin = `https://${layout.consoleHost}:${proxy.port}`;
-        server = await backend.start({ env: layout.env, corsOrigins: [origin], user });
         consoleUrl = `${origin}/console/?api=${encodeURIComponent(apiBase)}`;
+        const env = { ...layout.env, ...larkEnv(`${apiBase}/lark`, `${consoleUrl}#/`) };
+        server = await backend.start({ env, corsOrigins: [origin], user });
       } else {
-        server = await backend.start({ env: layout.env, user });
+        // The callback's URL names the port, so it is chosen first.
+        const port = withLark ? await freePort() : 0;
+        const env = { ...layout.env, ...larkEnv(`http://localhost:${port}/lark`, "/console/#/") };
+        server = await backend.start({ env, user, port });
         apiHost = "localhost";
         apiBase = `http://localhost:${server.port}`;
         consoleUrl = `${apiBase}/console/`;
@@ -87,6 +119,7 @@ for (const layout of LAYOUTS.filter((l) => !backend.sameOriginOnly || !l.console
       await browser?.close();
       proxy?.stop();
       server?.stop();
+      lark?.stop();
     });
 
     // One account's story: after a failed step the rest of the layout is skipped.
@@ -208,6 +241,34 @@ for (const layout of LAYOUTS.filter((l) => !backend.sameOriginOnly || !l.console
       assert.equal(cookies["XSRF-SALT"].httpOnly, true, "the page cannot read XSRF-SALT");
       assert.equal(cookies["XSRF-TOKEN"].httpOnly, false, "XSRF-TOKEN is meant to be read");
       assert.equal(await verify(), 204);
+    });
+
+    test("Lark: link from the account page, sign in with it, unlink", async (step, t) => {
+      if (!withLark) return t.skip("no Lark in this layout");
+      await open();
+      await atAccount();
+      await step("link", () => page.click("#link-lark"));
+      await atAccount();
+      await page.locator("#notice", { hasText: "Lark account linked." }).waitFor();
+      assert.equal(await page.locator('#lark [data-field="lark-name"]').textContent(), "Ada Lark (Ada)");
+      assert.equal((await context.cookies(apiBase)).find((c) => c.name === "LARK_STATE"), undefined, "the state is spent");
+
+      await signOut();
+      await step("sign in with Lark", () => page.click("#lark-signin"));
+      await atAccount();
+      await page.locator("#notice", { hasText: "Signed in with Lark." }).waitFor();
+      assert.match(await fact("Last sign-in"), / by lark from /);
+      assert.equal(await verify(), 204);
+
+      await step("unlink", () => page.click("#unlink-lark"));
+      await page.locator("#notice", { hasText: "Lark account unlinked." }).waitFor();
+      await page.locator("#link-lark").waitFor();
+      await signOut();
+      await step("sign in with the unlinked Lark account", () => page.click("#lark-signin"));
+      await atSignIn();
+      await page.locator("#notice", { hasText: "No account is linked to that Lark account." }).waitFor();
+      assert.equal(await verify(), 401);
+      await step("sign in with the password again", () => signInWithPassword(password));
     });
 
     test("a write without the X-XSRF-TOKEN header is refused with 403", async (step) => {

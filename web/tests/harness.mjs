@@ -5,7 +5,7 @@
 // and screenshots of every step, written out when a test fails.
 
 import { spawn, execFileSync } from "node:child_process";
-import { createHmac, randomBytes } from "node:crypto";
+import { createHash, createHmac, randomBytes } from "node:crypto";
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
@@ -72,8 +72,8 @@ export const backend = process.env.PLANX_LAMBDA_URL
  * `planx serve` on a free port, in memory, with one account, serving web/ at
  * /console/. Its terminal is kept: every SMS and mail is an `[outbox]` line.
  */
-export async function startPlanx({ env = {}, corsOrigins = [], user }) {
-  const args = ["serve", "--memory", "--port", "0", "--console", WEB, "--user", `${user.email}:${user.password}`];
+export async function startPlanx({ env = {}, corsOrigins = [], user, port: wanted = 0 }) {
+  const args = ["serve", "--memory", "--port", String(wanted), "--console", WEB, "--user", `${user.email}:${user.password}`];
   for (const origin of corsOrigins) args.push("--cors-origin", origin);
   const child = spawn(PLANX, args, {
     env: {
@@ -119,6 +119,93 @@ export async function startPlanx({ env = {}, corsOrigins = [], user }) {
     },
     stop() {
       child.kill("SIGINT");
+    },
+  };
+}
+
+/** A port free on this machine now (for a server whose own URL must be known before it starts). */
+export async function freePort() {
+  const probe = http.createServer();
+  await new Promise((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address();
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+// ------------------------------------------------------------------ Lark
+
+/**
+ * A stand-in for Lark's open platform on a free port, as the contract suite's
+ * (cli/tests/api/lark/standin.rs): an authorize page that approves at once as
+ * `person`, the v2 code exchange (single-use codes bound to redirect_uri and
+ * the S256 PKCE challenge) and user_info, with Lark's field names.
+ */
+export async function startLark({ appId, appSecret, person }) {
+  const grants = new Map();
+  const tokens = new Map();
+  let issued = 0;
+  const json = (res, status, body) => res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+  const oauthError = (res, code, error) => json(res, code === 20050 ? 500 : 400, { code, error, error_description: error });
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, "http://lark");
+    if (req.method === "GET" && url.pathname === "/open-apis/authen/v1/authorize") {
+      const q = url.searchParams;
+      if (q.get("client_id") !== appId || q.get("response_type") !== "code" || q.get("code_challenge_method") !== "S256") {
+        return res.writeHead(400, { "content-type": "text/plain" }).end("bad authorize request");
+      }
+      const code = `stand-in-code-${++issued}`;
+      grants.set(code, { redirect: q.get("redirect_uri"), challenge: q.get("code_challenge"), used: false, person: { ...person } });
+      const back = new URL(q.get("redirect_uri"));
+      back.searchParams.set("code", code);
+      back.searchParams.set("state", q.get("state"));
+      return res.writeHead(302, { location: back.href }).end();
+    }
+    if (req.method === "POST" && url.pathname === "/open-apis/authen/v2/oauth/token") {
+      let body = "";
+      req.on("data", (chunk) => (body += chunk));
+      req.on("end", () => {
+        let b;
+        try {
+          b = JSON.parse(body);
+        } catch {
+          return oauthError(res, 20063, "invalid_request");
+        }
+        if (b.client_id !== appId || b.client_secret !== appSecret) return oauthError(res, 20002, "invalid_client");
+        const grant = grants.get(b.code);
+        if (!grant) return oauthError(res, 20003, "invalid_grant");
+        if (grant.used) return oauthError(res, 20065, "invalid_grant");
+        if (grant.redirect !== b.redirect_uri) return oauthError(res, 20071, "invalid_grant");
+        const challenge = createHash("sha256").update(b.code_verifier || "").digest("base64url");
+        if (challenge !== grant.challenge) return oauthError(res, 20049, "invalid_grant");
+        grant.used = true;
+        const token = `u-stand-in-${++issued}`;
+        tokens.set(token, grant.person);
+        json(res, 200, { code: 0, access_token: token, expires_in: 7200, token_type: "Bearer", scope: "" });
+      });
+      return;
+    }
+    if (req.method === "GET" && url.pathname === "/open-apis/authen/v1/user_info") {
+      const data = tokens.get((req.headers.authorization || "").replace(/^Bearer /, ""));
+      if (!data) return json(res, 200, { code: 20005, msg: "The user access token passed is invalid. Please check the value" });
+      return json(res, 200, { code: 0, msg: "success", data });
+    }
+    res.writeHead(404).end();
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  return {
+    /** The API's settings for this stand-in and `redirect` (its GET /lark) and `consoleUrl`. */
+    env: (redirect, consoleUrl) => ({
+      LARK_APP_ID: appId,
+      LARK_APP_SECRET: appSecret,
+      LARK_REDIRECT: redirect,
+      CONSOLE_URL: consoleUrl,
+      LARK_API_URL: base,
+      LARK_AUTH_URL: `${base}/open-apis/authen/v1/authorize`,
+    }),
+    stop() {
+      server.closeAllConnections();
+      server.close();
     },
   };
 }
