@@ -93,13 +93,7 @@ pub(crate) async fn authorize(
 /// Stores the flow and sends the browser to Lark with its nonce.
 async fn start(state: &AppState, parts: &mut Parts, intent: Option<&str>) -> ApiResult<Response> {
     let link = match wants_link(intent)? {
-        true => {
-            let auth = Auth::from_request_parts(parts, state).await?;
-            Some(LinkRequest {
-                user_id: auth.user_id,
-                session_id: auth.session_id,
-            })
-        }
+        true => Some(link_request(state, parts).await?),
         false => None,
     };
     let nonce = lark::new_state();
@@ -119,6 +113,16 @@ async fn start(state: &AppState, parts: &mut Parts, intent: Option<&str>) -> Api
     let mut response = redirect(&location);
     response.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(response)
+}
+
+/// The signed-in session a link is for. Linking is a change a stolen session
+/// must not make: the one place its checks are made, before Lark is asked.
+async fn link_request(state: &AppState, parts: &mut Parts) -> ApiResult<LinkRequest> {
+    let auth = Auth::from_request_parts(parts, state).await?;
+    Ok(LinkRequest {
+        user_id: auth.user_id,
+        session_id: auth.session_id,
+    })
 }
 
 /// Whether the console's `state` asks to link (`{"action":"link"}`) rather
