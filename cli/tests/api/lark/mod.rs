@@ -3,6 +3,7 @@
 //! real HTTP by the API's own client.
 
 mod flow;
+mod secret;
 mod standin;
 
 use serde_json::{Value, json};
