@@ -151,19 +151,13 @@ pub async fn run(args: ServeArgs, store_args: &StoreArgs) -> Result<(), String> 
     if let Some(secret) = shared::aws::lark_secret(&sdk, &config.lark).await {
         config.lark.app_secret = Some(secret);
     }
-    match config.lark.missing().as_slice() {
-        [] => eprintln!(
+    // (Off while a setting is missing: the state's start logs which.)
+    if config.lark.missing().is_empty() {
+        eprintln!(
             "Lark sign-in is on: {} (the console: {})",
             config.lark.start_url(),
             config.lark.console_url
-        ),
-        missing if !config.lark.app_id.is_empty() => {
-            eprintln!(
-                "warning: Lark sign-in is off until {} is set",
-                missing.join(", ")
-            )
-        }
-        _ => {}
+        );
     }
     let state = AppState::with_keys(config, keys, store, notifier, Arc::new(SystemClock))
         .map_err(|e| e.to_string())?;
