@@ -102,8 +102,9 @@ pub struct Config {
     pub key_generated: bool,
     pub cookie_secure: bool,
     pub cookie_same_site: SameSite,
-    /// `Domain` for every cookie, so a console on a sibling host (console.example.com
-    /// beside api.example.com) can read `XSRF-TOKEN`; empty: host-only cookies.
+    /// `Domain` for `XSRF-TOKEN` only, so a console on a sibling host
+    /// (console.example.com beside api.example.com) can read it; empty: host-only.
+    /// Every other cookie is host-only whatever this says.
     pub cookie_domain: String,
     pub argon2: Argon2Params,
     pub limits: Limits,

@@ -43,13 +43,12 @@ const LAYOUTS = [
 ];
 
 /**
- * The Domain attribute each cookie has today, as Chromium reports it: every
- * cookie gets COOKIE_DOMAIN but DEVICE, which is host-only. The design wants
- * it on XSRF-TOKEN only (TOKEN and XSRF-SALT host-only too); when that lands,
- * return `apiHost` for those two here.
+ * The Domain attribute each cookie has, as Chromium reports it: COOKIE_DOMAIN
+ * goes on XSRF-TOKEN only, the cookie the page reads; TOKEN, XSRF-SALT and
+ * DEVICE are host-only (the API's host).
  */
 function expectedDomain(layout, apiHost, cookie) {
-  if (cookie === "DEVICE") return apiHost;
+  if (cookie !== "XSRF-TOKEN") return apiHost;
   return layout.env.COOKIE_DOMAIN ? `.${layout.env.COOKIE_DOMAIN}` : apiHost;
 }
 

@@ -5,6 +5,7 @@ mod backend;
 mod support;
 
 mod console;
+mod cookies;
 mod devices;
 mod enumeration;
 mod errors;

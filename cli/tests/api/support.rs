@@ -83,14 +83,21 @@ impl TestResponse {
         self
     }
 
-    /// The `Set-Cookie` header that sets `name`, if any.
+    /// The `Set-Cookie` header that sets `name`, if any: the last one, as
+    /// a browser keeps it (one that deletes a `Domain` twin comes before it).
     pub fn set_cookie(&self, name: &str) -> Option<String> {
+        self.set_cookies(name).pop()
+    }
+
+    /// Every `Set-Cookie` header for `name`, in order.
+    pub fn set_cookies(&self, name: &str) -> Vec<String> {
         self.headers
             .get_all(header::SET_COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with(&format!("{name}=")))
+            .filter(|v| v.starts_with(&format!("{name}=")))
             .map(str::to_string)
+            .collect()
     }
 }
 

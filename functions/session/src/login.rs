@@ -3,8 +3,8 @@
 //! and ends in [`sign_in`], which gives them back and leaves a device cookie.
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{AppendHeaders, IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use shared::codes::{self, Channel, Floor, Issue};
 use shared::device::{self, Device};
@@ -60,14 +60,13 @@ async fn sign_in(
     }
     let ttl = state.config.lifetimes.token;
     let jwt = state.tokens.issue(&user.id, &jti, now, ttl);
-    let cookies = AppendHeaders([
-        (header::SET_COOKIE, token_cookie(state, &jwt)),
-        (
-            header::SET_COOKIE,
-            device::cookie_after_sign_in(state, &user.id, device),
-        ),
-    ]);
-    Ok((StatusCode::NO_CONTENT, cookies).into_response())
+    let device_cookie = device::cookie_after_sign_in(state, &user.id, device);
+    Ok((
+        StatusCode::NO_CONTENT,
+        token_cookie(state, &jwt),
+        device_cookie,
+    )
+        .into_response())
 }
 
 #[derive(Deserialize, ToSchema)]
