@@ -124,7 +124,9 @@ pub(crate) struct SetProfile {
     email: Option<String>,
     /// Required when `key` is `name`.
     name: Option<String>,
-    /// Required when `key` is `avatar`.
+    /// Required when `key` is `avatar`: an `https:` URL (stored as parsed and
+    /// re-serialised), or `""` for none.
+    #[schema(example = "https://cdn.example.com/avatars/ada.png")]
     avatar: Option<String>,
 }
 
@@ -155,7 +157,10 @@ pub(crate) async fn set_profile(
             UserChange::Email(validate::email("email", email)?)
         }
         "name" => UserChange::Name(text("name", &body.name, validate::MAX_NAME, true)?),
-        "avatar" => UserChange::Avatar(text("avatar", &body.avatar, validate::MAX_AVATAR, false)?),
+        "avatar" => {
+            let avatar = validate::required("avatar", &body.avatar)?;
+            UserChange::Avatar(validate::avatar("avatar", avatar)?)
+        }
         _ => return Err(ApiError::field("key", "must be email, name or avatar")),
     };
     change(&state, &auth, update).await
