@@ -240,10 +240,10 @@ impl RefreshCodes {
         self.pending().count()
     }
 
-    /// Digests whose codes have expired, other than `but`.
-    pub fn expired(&self, now: Timestamp, but: &str) -> Vec<String> {
+    /// Digests whose codes have expired, other than those in `but`.
+    pub fn expired(&self, now: Timestamp, but: &[String]) -> Vec<String> {
         self.pending()
-            .filter(|(d, e)| **e <= now && d.as_str() != but)
+            .filter(|(d, e)| **e <= now && !but.contains(d))
             .map(|(d, _)| d.clone())
             .collect()
     }
@@ -284,7 +284,7 @@ impl RefreshCodes {
         if let Err(retry_after) = self.room(now, cap) {
             return RefreshIssue::Full { retry_after };
         }
-        let expired = self.expired(now, digest);
+        let expired = self.expired(now, &[digest.to_string()]);
         let pending = self.pending.get_or_insert_with(BTreeMap::new);
         for d in expired {
             pending.remove(&d);
@@ -295,9 +295,10 @@ impl RefreshCodes {
         RefreshIssue::Added
     }
 
-    /// Presents `digest`: takes a try if one is left, then spends the code if
-    /// it is live. Expired entries go too.
-    pub fn redeem(&mut self, digest: &str, now: Timestamp) -> RefreshRedemption {
+    /// Presents a code by its `digests`, one per server key in force (it may
+    /// have been issued under any of them): takes a try if one is left, then
+    /// spends the code if one of them is live. Expired entries go too.
+    pub fn redeem(&mut self, digests: &[String], now: Timestamp) -> RefreshRedemption {
         if self.limit.is_none() {
             return RefreshRedemption::Rejected;
         }
@@ -305,12 +306,11 @@ impl RefreshCodes {
             return RefreshRedemption::Refused;
         }
         self.tries = Some(self.tries.unwrap_or(0) + 1);
-        let live = self.is_live(digest, now);
-        let expired = self.expired(now, digest);
+        let live = digests.iter().any(|d| self.is_live(d, now));
+        let expired = self.expired(now, digests);
         if let Some(pending) = self.pending.as_mut() {
-            pending.remove(digest);
-            for d in expired {
-                pending.remove(&d);
+            for d in digests.iter().chain(&expired) {
+                pending.remove(d);
             }
         }
         if live {

@@ -448,6 +448,20 @@ impl TestApp {
         shared::sessions::key_of(&jti).expect("the jti of a session")
     }
 
+    /// This browser's session as stored.
+    pub async fn stored_session(&self) -> shared::model::Session {
+        let token = self.cookie("TOKEN").expect("signed in");
+        let claims = self.state.tokens.verify(&token, self.clock_now());
+        let user_id = claims.expect("a valid token").sub;
+        let session = self
+            .state
+            .store
+            .session(&user_id, &self.session_key(), self.clock_now())
+            .await
+            .unwrap();
+        session.expect("the session is stored")
+    }
+
     /// `GET /refresh_code`: a code for this session's next token.
     pub async fn refresh_code(&self) -> String {
         let r = self.get("/refresh_code").await;

@@ -240,14 +240,14 @@ pub trait Sessions: Send + Sync {
         allowance: u32,
         now: Timestamp,
     ) -> StoreResult<RefreshIssue>;
-    /// Presents a refresh code's digest to a live session, as
-    /// [`RefreshCodes::redeem`](crate::model::RefreshCodes::redeem) says: the
-    /// try is taken before the lookup, in the same atomic write that spends the
-    /// code. `None` when the session has ended.
+    /// Presents a refresh code's digests (one per server key in force) to a
+    /// live session, as [`RefreshCodes::redeem`](crate::model::RefreshCodes::redeem)
+    /// says: the try is taken before the lookup, in the same atomic write that
+    /// spends the code. `None` when the session has ended.
     async fn redeem_refresh_code(
         &self,
         seen: &Session,
-        digest: &str,
+        digests: &[String],
         now: Timestamp,
     ) -> StoreResult<Option<RefreshRedemption>>;
 }

@@ -89,7 +89,7 @@ fn issue(
             .condition_expression(format!("{ALIVE} AND attribute_not_exists(refresh_codes)"))
             .expression_attribute_values(":codes", AttributeValue::M(codes));
     }
-    let (update, stale) = remove_codes(update, &view.expired(now, digest));
+    let (update, stale) = remove_codes(update, &view.expired(now, &[digest.to_string()]));
     let mut expression = format!("SET refresh_codes.#new = :expires, {credit}");
     if !stale.is_empty() {
         expression += &format!(" REMOVE {}", stale.join(", "));
@@ -279,7 +279,7 @@ impl Sessions for DynamoStore {
             }
             if view.stored() >= cap {
                 // Expired entries fill the map: removing them only shrinks it.
-                let expired = view.expired(now, "");
+                let expired = view.expired(now, &[]);
                 let pruned = self
                     .send(|t| {
                         let (update, stale) = remove_codes(t.update(key.clone()), &expired);
@@ -327,22 +327,26 @@ impl Sessions for DynamoStore {
     }
 
     /// One Update that takes the try (`refresh_tries < refresh_limit`, else
-    /// refused untried) and removes the presented digest's entry, returning the
-    /// item as it was: the code was right if its entry was there and live. Of
-    /// concurrent exchanges of one code, only the first sees its entry.
+    /// refused untried) and removes the entries of every presented digest (one
+    /// per server key in force), returning the item as it was: the code was
+    /// right if one of its entries was there and live. Of concurrent exchanges
+    /// of one code, only the first sees its entry.
     async fn redeem_refresh_code(
         &self,
         seen: &Session,
-        digest: &str,
+        digests: &[String],
         now: Timestamp,
     ) -> StoreResult<Option<RefreshRedemption>> {
         let key = session_key(&seen.user_id, &seen.id);
-        let expired = seen.refresh.expired(now, digest);
+        let removed: Vec<String> = digests
+            .iter()
+            .cloned()
+            .chain(seen.refresh.expired(now, digests))
+            .collect();
         let tried = self
             .send(|t| {
                 let update = t
                     .update(key)
-                    .expression_attribute_names("#d", digest)
                     .expression_attribute_values(":one", n(1))
                     .expression_attribute_values(":now", n(now))
                     .condition_expression(format!("{ALIVE} AND refresh_tries < refresh_limit"))
@@ -350,14 +354,11 @@ impl Sessions for DynamoStore {
                     .return_values_on_condition_check_failure(
                         ReturnValuesOnConditionCheckFailure::AllOld,
                     );
-                let (update, stale) = remove_codes(update, &expired);
-                let removed = std::iter::once("refresh_codes.#d".to_string())
-                    .chain(stale)
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let (update, paths) = remove_codes(update, &removed);
                 update
                     .update_expression(format!(
-                        "SET refresh_tries = refresh_tries + :one REMOVE {removed}"
+                        "SET refresh_tries = refresh_tries + :one REMOVE {}",
+                        paths.join(", ")
                     ))
                     .send()
             })
@@ -366,7 +367,7 @@ impl Sessions for DynamoStore {
         let outcome = match tried {
             Ok(out) => {
                 let before: Session = from_item(out.attributes.unwrap_or_default())?;
-                if before.refresh.is_live(digest, now) {
+                if digests.iter().any(|d| before.refresh.is_live(d, now)) {
                     RefreshRedemption::Accepted
                 } else {
                     RefreshRedemption::Rejected

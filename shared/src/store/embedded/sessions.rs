@@ -150,16 +150,16 @@ impl Sessions for EmbeddedStore {
     async fn redeem_refresh_code(
         &self,
         seen: &Session,
-        digest: &str,
+        digests: &[String],
         now: Timestamp,
     ) -> StoreResult<Option<RefreshRedemption>> {
         let key = session_key(&seen.user_id, &seen.id);
-        let digest = digest.to_string();
+        let digests = digests.to_vec();
         self.write(move |tx| {
             let Some(mut session) = tx.live_session(&key, now)? else {
                 return Ok(None);
             };
-            let outcome = session.refresh.redeem(&digest, now);
+            let outcome = session.refresh.redeem(&digests, now);
             if outcome != RefreshRedemption::Refused {
                 tx.put(&key, &session)?;
             }
