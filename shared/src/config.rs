@@ -59,6 +59,8 @@ pub struct Lifetimes {
     pub mail_code: i64,
     pub totp_bind: i64,
     pub refresh_code: i64,
+    /// How recent a sign-in must be for a sensitive change (`REAUTH_WINDOW`).
+    pub reauth: i64,
 }
 
 /// What `GET /options?type=upload` answers.
@@ -372,6 +374,7 @@ impl Config {
             mail_code: 600,
             totp_bind: 300,
             refresh_code: 15,
+            reauth: r.number("REAUTH_WINDOW", 600, 60, 86_400),
         };
         let upload = Upload {
             kind: r.string("UPLOAD_TYPE", "s3"),
@@ -441,6 +444,7 @@ impl Config {
                 "mail_code": self.lifetimes.mail_code,
                 "totp_bind": self.lifetimes.totp_bind,
                 "refresh_code": self.lifetimes.refresh_code,
+                "reauth": self.lifetimes.reauth,
             },
             "table_name": self.table_name,
             "sms_sender_id": self.sms_sender_id,

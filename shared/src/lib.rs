@@ -14,6 +14,7 @@ pub mod keys;
 pub mod lambda;
 pub mod logs;
 pub mod model;
+pub mod notices;
 pub mod notify;
 pub mod password;
 #[cfg(test)]

@@ -26,6 +26,13 @@ pub struct User {
     pub history: Option<LoginRecord>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The credential version: moves on with every password change or reset
+    /// and every disable. Each session carries the version it began under,
+    /// and one that no longer matches is refused, so no session outlives a
+    /// change of credentials, even one whose deletion failed. (0, absent,
+    /// on accounts from before it was kept.)
+    #[serde(default)]
+    pub cred_version: u64,
 }
 
 /// A bound TOTP authenticator: the base32 secret and the last step accepted,
@@ -140,16 +147,24 @@ pub struct Session {
     /// When it was last renewed (at most once a minute while in use).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<Timestamp>,
+    /// When its holder last proved who they are: the sign-in, or the latest
+    /// `POST /user/reauthenticate`. A refresh does not move it. (Absent on
+    /// sessions from before it was kept: their sign-in.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<Timestamp>,
+    /// The account's credential version when it began ([`User::cred_version`]).
+    #[serde(default)]
+    pub cred_version: u64,
     #[serde(flatten)]
     pub refresh: RefreshCodes,
 }
 
 impl Session {
-    /// The session a login starts, keyed `id`, alive for `ttl`, with no
-    /// refresh code pending.
-    pub fn begin(user_id: &str, id: String, login: &LoginRecord, ttl: i64) -> Self {
+    /// The session a login to `user` (as the login read it) starts, keyed
+    /// `id`, alive for `ttl`, with no refresh code pending.
+    pub fn begin(user: &User, id: String, login: &LoginRecord, ttl: i64) -> Self {
         Session {
-            user_id: user_id.to_string(),
+            user_id: user.id.clone(),
             id,
             created_at: login.timestamp,
             expires_at: login.timestamp + ttl,
@@ -157,6 +172,8 @@ impl Session {
             user_agent: login.user_agent.clone(),
             method: Some(login.metadata.source),
             last_seen: Some(login.timestamp),
+            auth_time: Some(login.timestamp),
+            cred_version: user.cred_version,
             refresh: RefreshCodes {
                 pending: Some(BTreeMap::new()),
                 ..RefreshCodes::default()
@@ -167,6 +184,17 @@ impl Session {
     /// When it was last seen: its renewal, or its sign-in.
     pub fn seen_at(&self) -> Timestamp {
         self.last_seen.unwrap_or(self.created_at)
+    }
+
+    /// When its holder last signed in or re-authenticated.
+    pub fn authenticated_at(&self) -> Timestamp {
+        self.auth_time.unwrap_or(self.created_at)
+    }
+
+    /// Whether it may act for `user` as the account now stands: the account
+    /// is active and its credentials are the ones the session began under.
+    pub fn is_valid_for(&self, user: &User) -> bool {
+        user.active && user.id == self.user_id && user.cred_version == self.cred_version
     }
 }
 

@@ -10,6 +10,7 @@ use shared::codes::{self, Channel, Floor, Issue};
 use shared::device::{self, Device};
 use shared::http::{Client, Json, Query};
 use shared::model::{LoginMethod, LoginRecord, Purpose, Session, User};
+use shared::notices::{self, Notice};
 use shared::secret::Secret;
 use shared::store::{CodeRef, Lookup, Settle};
 use shared::throttle::{self, Began, Guess, GuessKind};
@@ -54,9 +55,17 @@ async fn sign_in(
     let login = LoginRecord::new(now, &client.ip, &client.user_agent, method);
     let jti = sessions::new_jti(now);
     let key = sessions::key_of(&jti).expect("a new jti names a session");
-    let session = Session::begin(&user.id, key, &login, state.config.lifetimes.session);
+    let session = Session::begin(user, key, &login, state.config.lifetimes.session);
+    // Refused when a racing attempt spent the code or used the TOTP step, and
+    // when a reset, password change or disable landed after `user` was read:
+    // the secret checked is no longer the one in force.
     if !state.store.begin_session(&session, &login, &settle).await? {
         return Err(ApiError::AuthIncorrect);
+    }
+    // A browser without this account's device cookie has not signed in to
+    // it before (or was cleared): the owner hears of it.
+    if device.0.as_ref().is_none_or(|d| d.user_id != user.id) {
+        notices::send(state, &user.email, Notice::NewDevice { login: &login }).await;
     }
     let ttl = state.config.lifetimes.token;
     let jwt = state.tokens.issue(&user.id, &jti, now, ttl);

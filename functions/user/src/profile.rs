@@ -11,7 +11,7 @@ use shared::store::UserChange;
 use shared::{ApiError, ApiResult, AppState, validate};
 use utoipa::ToSchema;
 
-use crate::{change, load};
+use crate::change;
 
 /// The profile of `GET /user`: phone and TOTP only as masked markers.
 #[derive(Serialize, ToSchema)]
@@ -108,11 +108,8 @@ impl From<&User> for Profile {
         (status = 200, description = "The profile.", body = Profile),
     )
 )]
-pub(crate) async fn profile(
-    State(state): State<AppState>,
-    auth: Auth,
-) -> ApiResult<axum::Json<Profile>> {
-    Ok(axum::Json(Profile::from(&load(&state, &auth).await?)))
+pub(crate) async fn profile(auth: Auth) -> axum::Json<Profile> {
+    axum::Json(Profile::from(&auth.user))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -140,6 +137,7 @@ pub(crate) struct SetProfile {
     responses(
         (status = 204, description = "Changed."),
         (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `EMAIL_TAKEN`."),
+        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`, `REAUTHENTICATE` (`key` is `email` and the session's sign-in is older than `REAUTH_WINDOW`: `POST /user/reauthenticate`, then retry)."),
     )
 )]
 pub(crate) async fn set_profile(
@@ -154,7 +152,11 @@ pub(crate) async fn set_profile(
     let update = match body.key.trim().to_ascii_lowercase().as_str() {
         "email" => {
             let email = validate::required("email", &body.email)?;
-            UserChange::Email(validate::email("email", email)?)
+            let email = validate::email("email", email)?;
+            // The address resets the password: moving it is a takeover
+            // unless the session's holder just proved who they are.
+            auth.require_recent(&state)?;
+            UserChange::Email(email)
         }
         "name" => UserChange::Name(text("name", &body.name, validate::MAX_NAME, true)?),
         "avatar" => {

@@ -15,7 +15,7 @@ use axum::http::{Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
-pub use auth::Auth;
+pub use auth::{Auth, Recent};
 pub use extract::{BODY_LIMIT, Json, Query};
 pub use no_store::NoStore;
 
