@@ -188,6 +188,24 @@ impl TestApp {
         }
     }
 
+    /// This server (same configuration, outbox and clock) on `store`: a
+    /// wrapper of this one's (see `paused.rs`).
+    pub fn with_store(self, store: Arc<dyn Store>) -> TestApp {
+        let state = AppState::with_keys(
+            self.state.config.clone(),
+            self.state.keys.clone(),
+            store,
+            self.notifier.clone(),
+            self.clock.clone(),
+        )
+        .unwrap();
+        TestApp {
+            router: planx::app(state.clone()),
+            state,
+            ..self
+        }
+    }
+
     /// A fresh browser (empty cookie jar) on the same server.
     pub fn new_browser(&self) -> TestApp {
         self.browser_with(Jar::default())
@@ -473,6 +491,13 @@ impl TestApp {
     pub async fn sign_in(&self, email: &str, password: &str) {
         self.ping().await.expect(200);
         self.login(email, password).await.expect(204);
+    }
+
+    /// Confirms [`PASSWORD`] for this browser's session (`POST /user/reauthenticate`):
+    /// sensitive changes go through again after the clock moved past the window.
+    pub async fn reauthenticate(&self) {
+        let body = serde_json::json!({ "password": PASSWORD });
+        self.post("/user/reauthenticate", body).await.expect(204);
     }
 
     /// A new browser on this server, signed in as `email` with [`PASSWORD`].
