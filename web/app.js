@@ -130,11 +130,34 @@ function signedOut(message, kind) {
   go("#/signin");
 }
 
-/** Any 401 the caller did not expect: the session is gone, so sign in again. */
+/**
+ * Any 401 the caller did not expect: the session is gone, so sign in again;
+ * unless it only asks the same session to confirm who it is (a sensitive
+ * change on an old sign-in), which the confirm form does in place.
+ */
 function unauthorized(error) {
-  // A 401 that asks the same session to confirm who it is (step-up sign-in)
-  // would be told apart here by `error.code`; today every 401 ends the session.
-  signedOut(`${describe(error)} Please sign in again.`, "warn");
+  if (error.code === "REAUTHENTICATE") confirmIdentity();
+  else signedOut(`${describe(error)} Please sign in again.`, "warn");
+}
+
+/** `POST /user/reauthenticate` with the password, or a six-digit authenticator code. */
+function confirmIdentity() {
+  if ($("#reauth")) return;
+  const el = form("reauth", {
+    title: "Confirm it's you",
+    note: "This change needs a recent sign-in. Enter your password or a code from your authenticator app, then make the change again.",
+    fields: [field("Password or authenticator code", "secret", { type: "password", autocomplete: "current-password" })],
+    submit: "Confirm",
+    action: async ({ secret }) => {
+      // A password has 8 or more characters, so six digits are a code.
+      const body = /^[0-9]{6}$/.test(secret) ? { code: secret } : { password: secret };
+      await api.post("/user/reauthenticate", body);
+      el.remove();
+      notice("Confirmed. Make the change again.");
+    },
+  });
+  $("#view").prepend(el);
+  el.querySelector("input").focus();
 }
 
 async function logout() {

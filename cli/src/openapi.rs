@@ -51,7 +51,9 @@ struct ApiDoc;
 /// - its tag: the function's name;
 /// - the `ErrorBody` of every error answer;
 /// - every write: the CSRF header and cookie, and 403 (`shared::http`'s CSRF layer);
-/// - every operation that requires `TOKEN`: 401 (the `Auth` extractor);
+/// - every operation that requires `TOKEN`: 401 (the `Auth` extractor), with
+///   `REAUTHENTICATE` where the requirement names the role `recent` (the
+///   `Recent` extractor: a sensitive change);
 /// - every operation with a JSON body: 413 and 415 (the body limit, the `Json` extractor);
 /// - every operation of a stateful function: 500 and 503 (`ApiError`'s causes);
 /// - every answer that lists a limit's code (`shared::error::LIMIT_CODES`): its `Retry-After` header.
@@ -68,13 +70,16 @@ impl Modify for Common {
                     guard(operation);
                 }
                 let (token, json) = (requires_token(operation), takes_json(operation));
+                let recent = requires_recent(operation);
                 let responses = &mut operation.responses.responses;
                 let mut add = |status: &str, description: &str| {
                     responses
                         .entry(status.into())
                         .or_insert_with(|| error(description));
                 };
-                if token {
+                if recent {
+                    add("401", REAUTHENTICATE_401);
+                } else if token {
                     add("401", "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`.");
                 }
                 if json {
@@ -125,6 +130,23 @@ fn requires_token(operation: &Operation) -> bool {
             && requirements
                 .iter()
                 .all(|r| serde_json::to_value(r).is_ok_and(|v| v.get(TOKEN_SCHEME).is_some()))
+    })
+}
+
+/// The 401 of a sensitive change.
+pub const REAUTHENTICATE_401: &str = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`, \
+    `REAUTHENTICATE` (the session's sign-in is older than `REAUTH_WINDOW`: \
+    `POST /user/reauthenticate`, then retry).";
+
+/// Whether the operation needs a recent sign-in: its `TOKEN` requirement
+/// names the role `recent`.
+fn requires_recent(operation: &Operation) -> bool {
+    operation.security.iter().flatten().any(|r| {
+        serde_json::to_value(r).is_ok_and(|v| {
+            v.get(TOKEN_SCHEME)
+                .and_then(|roles| roles.as_array())
+                .is_some_and(|roles| roles.iter().any(|role| role == "recent"))
+        })
     })
 }
 

@@ -103,11 +103,15 @@ async fn set_active(store: &dyn Store, email: &str, active: bool, now: i64) -> R
         .await
         .map_err(|e| e.to_string())?;
     if !active {
-        let ended = store
-            .end_sessions(&user.id, None, now)
-            .await
-            .map_err(|e| e.to_string())?;
-        println!("disabled {} and ended {ended} session(s)", user.email);
+        // The disable moved the credential version on: every session is
+        // refused already. Deleting them tidies up.
+        match store.end_sessions(&user.id, None, now).await {
+            Ok(ended) => println!("disabled {} and ended {ended} session(s)", user.email),
+            Err(e) => println!(
+                "disabled {}; its sessions are refused, but deleting them failed ({e}): run it again to tidy up",
+                user.email
+            ),
+        }
     } else {
         println!("enabled {}", user.email);
     }

@@ -66,6 +66,7 @@ pub async fn create(
         history: None,
         created_at: now,
         updated_at: now,
+        cred_version: 0,
     };
     match store.insert_user(&user).await {
         Ok(()) => Ok(user),

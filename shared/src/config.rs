@@ -60,6 +60,8 @@ pub struct Lifetimes {
     pub mail_code: i64,
     pub totp_bind: i64,
     pub refresh_code: i64,
+    /// How recent a sign-in must be for a sensitive change (`REAUTH_WINDOW`).
+    pub reauth: i64,
 }
 
 /// What `GET /options?type=upload` answers.
@@ -98,8 +100,9 @@ pub struct Config {
     pub key_generated: bool,
     pub cookie_secure: bool,
     pub cookie_same_site: SameSite,
-    /// `Domain` for every cookie, so a console on a sibling host (console.example.com
-    /// beside api.example.com) can read `XSRF-TOKEN`; empty: host-only cookies.
+    /// `Domain` for `XSRF-TOKEN` only, so a console on a sibling host
+    /// (console.example.com beside api.example.com) can read it; empty: host-only.
+    /// Every other cookie is host-only whatever this says.
     pub cookie_domain: String,
     pub argon2: Argon2Params,
     pub limits: Limits,
@@ -410,6 +413,7 @@ impl Config {
             mail_code: 600,
             totp_bind: 300,
             refresh_code: 15,
+            reauth: r.number("REAUTH_WINDOW", 600, 60, 86_400),
         };
         let upload = Upload {
             kind: r.string("UPLOAD_TYPE", "s3"),
@@ -472,6 +476,7 @@ impl Config {
                 "mail_code": self.lifetimes.mail_code,
                 "totp_bind": self.lifetimes.totp_bind,
                 "refresh_code": self.lifetimes.refresh_code,
+                "reauth": self.lifetimes.reauth,
             },
             "table_name": self.table_name,
             "sms_sender_id": self.sms_sender_id,

@@ -10,12 +10,11 @@
 //! another account, it is worth nothing: the attempt counts as a stranger's.
 
 use axum::extract::FromRequestParts;
-use axum::http::HeaderValue;
 use axum::http::request::Parts;
 
 use crate::clock::Timestamp;
 use crate::crypto;
-use crate::http::cookies;
+use crate::http::cookies::{self, SetCookie};
 use crate::keys::ServerKeys;
 use crate::state::AppState;
 
@@ -90,7 +89,7 @@ impl FromRequestParts<AppState> for Device {
 /// The `Set-Cookie` that a sign-in to `user_id` leaves: the presented
 /// cookie's device id when it was this account's (so a device keeps its id),
 /// a new one otherwise, issued now.
-pub fn cookie_after_sign_in(state: &AppState, user_id: &str, presented: &Device) -> HeaderValue {
+pub fn cookie_after_sign_in(state: &AppState, user_id: &str, presented: &Device) -> SetCookie {
     let device_id = match &presented.0 {
         Some(d) if d.user_id == user_id => d.device_id.clone(),
         _ => crypto::new_device_id(),
@@ -101,7 +100,7 @@ pub fn cookie_after_sign_in(state: &AppState, user_id: &str, presented: &Device)
         issued_at: state.now(),
     };
     let ttl = state.config.limits.device_ttl;
-    cookies::set_host_only(
+    cookies::set(
         &state.config,
         cookies::DEVICE,
         &cookie.value(&state.keys),

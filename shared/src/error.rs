@@ -87,6 +87,10 @@ pub enum ApiError {
     Unauthenticated,
     #[error("the session has ended; sign in again")]
     SessionEnded,
+    /// A sensitive change on a session whose sign-in is not recent: the
+    /// console asks for the password (`POST /user/reauthenticate`) and retries.
+    #[error("this change needs a recent sign-in; confirm your password or TOTP code first")]
+    Reauthenticate,
     #[error("missing or invalid X-XSRF-TOKEN header")]
     Csrf,
     /// A throttled sign-in (the console's code for it); `Retry-After` says when to try again.
@@ -138,7 +142,7 @@ impl ApiError {
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             NotFound | NoSuchSession | LarkDisabled(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Unauthenticated | SessionEnded => StatusCode::UNAUTHORIZED,
+            Unauthenticated | SessionEnded | Reauthenticate => StatusCode::UNAUTHORIZED,
             Csrf => StatusCode::FORBIDDEN,
             Unavailable(_) | LarkUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -175,6 +179,7 @@ impl ApiError {
             LarkTaken => "LARK_TAKEN",
             Unauthenticated => "UNAUTHENTICATED",
             SessionEnded => "SESSION_ENDED",
+            Reauthenticate => "REAUTHENTICATE",
             Csrf => "CSRF_FAILED",
             SignInThrottled { .. } => "AUTH_MANY_INCORRECT",
             RateLimited { .. } => "RATE_LIMITED",
@@ -274,6 +279,8 @@ impl From<StoreError> for ApiError {
             StoreError::Taken(Unique::Phone) => ApiError::PhoneTaken,
             StoreError::Taken(Unique::Lark) => ApiError::LarkTaken,
             StoreError::Unavailable(_) => ApiError::Unavailable(Box::new(e)),
+            // Callers that can race a change of credentials say what it means for them.
+            StoreError::Changed => ApiError::Unavailable(Box::new(e)),
             StoreError::NoSuchUser | StoreError::Corrupt { .. } => ApiError::Internal(Box::new(e)),
         }
     }

@@ -15,6 +15,7 @@ pub mod lambda;
 pub mod lark;
 pub mod logs;
 pub mod model;
+pub mod notices;
 pub mod notify;
 pub mod password;
 #[cfg(test)]

@@ -27,6 +27,13 @@ pub struct User {
     pub history: Option<LoginRecord>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The credential version: moves on with every password change or reset
+    /// and every disable. Each session carries the version it began under,
+    /// and one that no longer matches is refused, so no session outlives a
+    /// change of credentials, even one whose deletion failed. (0, absent,
+    /// on accounts from before it was kept.)
+    #[serde(default)]
+    pub cred_version: u64,
 }
 
 /// A bound TOTP authenticator: the base32 secret and the last step accepted,
@@ -189,16 +196,24 @@ pub struct Session {
     /// When it was last renewed (at most once a minute while in use).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<Timestamp>,
+    /// When its holder last proved who they are: the sign-in, or the latest
+    /// `POST /user/reauthenticate`. A refresh does not move it. (Absent on
+    /// sessions from before it was kept: their sign-in.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<Timestamp>,
+    /// The account's credential version when it began ([`User::cred_version`]).
+    #[serde(default)]
+    pub cred_version: u64,
     #[serde(flatten)]
     pub refresh: RefreshCodes,
 }
 
 impl Session {
-    /// The session a login starts, keyed `id`, alive for `ttl`, with no
-    /// refresh code pending.
-    pub fn begin(user_id: &str, id: String, login: &LoginRecord, ttl: i64) -> Self {
+    /// The session a login to `user` (as the login read it) starts, keyed
+    /// `id`, alive for `ttl`, with no refresh code pending.
+    pub fn begin(user: &User, id: String, login: &LoginRecord, ttl: i64) -> Self {
         Session {
-            user_id: user_id.to_string(),
+            user_id: user.id.clone(),
             id,
             created_at: login.timestamp,
             expires_at: login.timestamp + ttl,
@@ -206,6 +221,8 @@ impl Session {
             user_agent: login.user_agent.clone(),
             method: Some(login.metadata.source),
             last_seen: Some(login.timestamp),
+            auth_time: Some(login.timestamp),
+            cred_version: user.cred_version,
             refresh: RefreshCodes {
                 pending: Some(BTreeMap::new()),
                 ..RefreshCodes::default()
@@ -216,6 +233,17 @@ impl Session {
     /// When it was last seen: its renewal, or its sign-in.
     pub fn seen_at(&self) -> Timestamp {
         self.last_seen.unwrap_or(self.created_at)
+    }
+
+    /// When its holder last signed in or re-authenticated.
+    pub fn authenticated_at(&self) -> Timestamp {
+        self.auth_time.unwrap_or(self.created_at)
+    }
+
+    /// Whether it may act for `user` as the account now stands: the account
+    /// is active and its credentials are the ones the session began under.
+    pub fn is_valid_for(&self, user: &User) -> bool {
+        user.active && user.id == self.user_id && user.cred_version == self.cred_version
     }
 }
 
@@ -289,10 +317,10 @@ impl RefreshCodes {
         self.pending().count()
     }
 
-    /// Digests whose codes have expired, other than `but`.
-    pub fn expired(&self, now: Timestamp, but: &str) -> Vec<String> {
+    /// Digests whose codes have expired, other than those in `but`.
+    pub fn expired(&self, now: Timestamp, but: &[String]) -> Vec<String> {
         self.pending()
-            .filter(|(d, e)| **e <= now && d.as_str() != but)
+            .filter(|(d, e)| **e <= now && !but.contains(d))
             .map(|(d, _)| d.clone())
             .collect()
     }
@@ -333,7 +361,7 @@ impl RefreshCodes {
         if let Err(retry_after) = self.room(now, cap) {
             return RefreshIssue::Full { retry_after };
         }
-        let expired = self.expired(now, digest);
+        let expired = self.expired(now, &[digest.to_string()]);
         let pending = self.pending.get_or_insert_with(BTreeMap::new);
         for d in expired {
             pending.remove(&d);
@@ -344,9 +372,10 @@ impl RefreshCodes {
         RefreshIssue::Added
     }
 
-    /// Presents `digest`: takes a try if one is left, then spends the code if
-    /// it is live. Expired entries go too.
-    pub fn redeem(&mut self, digest: &str, now: Timestamp) -> RefreshRedemption {
+    /// Presents a code by its `digests`, one per server key in force (it may
+    /// have been issued under any of them): takes a try if one is left, then
+    /// spends the code if one of them is live. Expired entries go too.
+    pub fn redeem(&mut self, digests: &[String], now: Timestamp) -> RefreshRedemption {
         if self.limit.is_none() {
             return RefreshRedemption::Rejected;
         }
@@ -354,12 +383,11 @@ impl RefreshCodes {
             return RefreshRedemption::Refused;
         }
         self.tries = Some(self.tries.unwrap_or(0) + 1);
-        let live = self.is_live(digest, now);
-        let expired = self.expired(now, digest);
+        let live = digests.iter().any(|d| self.is_live(d, now));
+        let expired = self.expired(now, digests);
         if let Some(pending) = self.pending.as_mut() {
-            pending.remove(digest);
-            for d in expired {
-                pending.remove(&d);
+            for d in digests.iter().chain(&expired) {
+                pending.remove(d);
             }
         }
         if live {

@@ -13,6 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 use crate::clock::Timestamp;
+use crate::state::AppState;
 
 /// At most this many sessions are listed, newest first.
 pub const LISTED: usize = 50;
@@ -78,6 +79,16 @@ pub fn public_id(key: &str) -> String {
         key.to_string()
     } else {
         digest(&["planx/older-session/", key])
+    }
+}
+
+/// Deletes the sessions of `user_id` but `keep` after a change of
+/// credentials. They are refused already (the credential version moved on in
+/// the change's own write), so this only tidies up: a failure is logged, never
+/// answered, and the change it follows stands.
+pub async fn end_others(state: &AppState, user_id: &str, keep: Option<&str>) {
+    if let Err(e) = state.store.end_sessions(user_id, keep, state.now()).await {
+        tracing::warn!(error = %e, "stale sessions not deleted (they are refused anyway)");
     }
 }
 

@@ -133,6 +133,34 @@ pub fn text(field: &str, raw: &str, max: usize, required: bool) -> Result<String
     Ok(value.to_string())
 }
 
+/// An avatar: empty (none), or an absolute `https:` URL (the scheme in any
+/// case), returned as the parsed URL serialises it, so what is stored and
+/// shown is a URL a browser reads the same way. Anything else (`javascript:`,
+/// `data:`, `http:`, a relative path) could run script or leak where a page
+/// shows it. No control characters, no user name or password in it, and at
+/// most [`MAX_AVATAR`] characters as given and as stored.
+pub fn avatar(field: &str, raw: &str) -> Result<String, FieldError> {
+    let value = text(field, raw, MAX_AVATAR, false)?;
+    if value.is_empty() {
+        return Ok(value);
+    }
+    let bad = |why: &str| Err(FieldError::new(field, why));
+    let Ok(url) = url::Url::parse(&value) else {
+        return bad("must be an https URL");
+    };
+    if url.scheme() != "https" || url.host_str().is_none_or(str::is_empty) {
+        return bad("must be an https URL");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return bad("must not carry a user name or password");
+    }
+    let serialised = url.to_string();
+    if serialised.chars().count() > MAX_AVATAR {
+        return bad(&format!("must be at most {MAX_AVATAR} characters"));
+    }
+    Ok(serialised)
+}
+
 /// A required field that may be absent from the body.
 pub fn required<'a>(field: &str, value: &'a Option<String>) -> Result<&'a str, FieldError> {
     value
@@ -230,6 +258,64 @@ mod tests {
         assert!(text("name", "", 64, true).is_err());
         assert!(text("name", &"é".repeat(65), 64, true).is_err());
         assert!(text("name", "a\u{0}b", 64, true).is_err());
+    }
+
+    #[test]
+    fn avatars_are_empty_or_https_urls() {
+        for (raw, stored) in [
+            ("", ""),
+            ("  ", ""),
+            (
+                "https://cdn.example.com/a.png",
+                "https://cdn.example.com/a.png",
+            ),
+            (
+                "HTTPS://CDN.Example.com/A.png",
+                "https://cdn.example.com/A.png",
+            ),
+            ("hTtPs://cdn.example.com", "https://cdn.example.com/"),
+            (
+                "https://cdn.example.com/a b.png?s=1#x",
+                "https://cdn.example.com/a%20b.png?s=1#x",
+            ),
+            (
+                "https://cdn.example.com/\"><script>",
+                "https://cdn.example.com/%22%3E%3Cscript%3E",
+            ),
+            (
+                "https://bücher.example/ü.png",
+                "https://xn--bcher-kva.example/%C3%BC.png",
+            ),
+        ] {
+            assert_eq!(avatar("avatar", raw).as_deref(), Ok(stored), "{raw:?}");
+        }
+        for raw in [
+            "javascript:alert(document.cookie)",
+            "JavaScript:alert(1)",
+            "data:image/png;base64,AAAA",
+            "http://cdn.example.com/a.png",
+            "//cdn.example.com/a.png",
+            "/avatars/a.png",
+            "a.png",
+            "https:",
+            "https://",
+            "https://user:pass@cdn.example.com/a.png",
+            "https://cdn.example.com/a\u{0}.png",
+            "https://cdn.example.com/\na.png",
+            "java\tscript:alert(1)",
+            "ftp://cdn.example.com/a.png",
+        ] {
+            let e = avatar("avatar", raw).unwrap_err();
+            assert_eq!(e.field, "avatar", "{raw:?}");
+        }
+        // As given and as re-serialised, within the limit.
+        let spaces = format!("https://cdn.example.com/{}a", " ".repeat(1000));
+        assert!(
+            avatar("avatar", &spaces)
+                .unwrap_err()
+                .reason
+                .contains("at most")
+        );
     }
 
     #[test]

@@ -64,13 +64,12 @@ const LARK_PERSON = {
 };
 
 /**
- * The Domain attribute each cookie has today, as Chromium reports it: every
- * cookie gets COOKIE_DOMAIN but DEVICE, which is host-only. The design wants
- * it on XSRF-TOKEN only (TOKEN and XSRF-SALT host-only too); when that lands,
- * return `apiHost` for those two here.
+ * The Domain attribute each cookie has, as Chromium reports it: COOKIE_DOMAIN
+ * goes on XSRF-TOKEN only, the cookie the page reads; TOKEN, XSRF-SALT and
+ * DEVICE are host-only (the API's host).
  */
 function expectedDomain(layout, apiHost, cookie) {
-  if (cookie === "DEVICE") return apiHost;
+  if (cookie !== "XSRF-TOKEN") return apiHost;
   return layout.env.COOKIE_DOMAIN ? `.${layout.env.COOKIE_DOMAIN}` : apiHost;
 }
 
@@ -463,6 +462,35 @@ for (const layout of LAYOUTS.filter((l) => !backend.sameOriginOnly || !l.console
       await step("both refreshed", async () => {});
       assert.equal(second, true, "the second tab refreshed");
       assert.equal(firstOutcome, true, `the first tab refreshed with the code it was given (${firstOutcome})`);
+    });
+
+    test("a change that needs a recent sign-in asks for the password in place, then goes through", async (step) => {
+      await open();
+      await atAccount();
+      // The API's answer to a stale session (the real window is 10 minutes).
+      await page.route("**/user", async (route) => {
+        if (route.request().method() !== "PATCH") return route.continue();
+        await page.unroute("**/user");
+        await route.fulfill({
+          status: 401,
+          contentType: "application/json",
+          body: JSON.stringify({ code: "REAUTHENTICATE", message: "this change needs a recent sign-in" }),
+        });
+      });
+      await page.fill("#set-email input[name=email]", EMAIL);
+      const stale = await step("the change", () => submit("#set-email", "PATCH", "/user"));
+      assert.equal(stale.status(), 401);
+      await page.locator("#reauth").waitFor();
+      assert.match(page.url(), /#\/account/, "still signed in");
+      await page.fill("#reauth input[name=secret]", "not the password at all");
+      const wrong = await step("a wrong password", () => submit("#reauth", "POST", "/user/reauthenticate"));
+      await showsApiMessage("#reauth", wrong);
+      await page.fill("#reauth input[name=secret]", password);
+      const confirmed = await step("confirm", () => submit("#reauth", "POST", "/user/reauthenticate"));
+      assert.equal(confirmed.status(), 204);
+      await page.locator("#reauth").waitFor({ state: "detached" });
+      const again = await step("the change again", () => submit("#set-email", "PATCH", "/user"));
+      assert.equal(again.status(), 204);
     });
 
     test("after sign-out in one tab, the other is sent to sign-in by its next 401", async (step) => {

@@ -163,6 +163,8 @@ pub struct Outbox {
     inner: Arc<dyn Notifier>,
     sent: Mutex<Vec<(Message, String)>>,
     moto: Option<String>,
+    /// While set, every send fails as an SNS or SES outage would.
+    refusing: std::sync::atomic::AtomicBool,
 }
 
 impl Outbox {
@@ -171,6 +173,7 @@ impl Outbox {
             inner: Arc::new(TerminalNotifier::quiet()),
             sent: Mutex::new(vec![]),
             moto: None,
+            refusing: Default::default(),
         }
     }
 
@@ -179,7 +182,14 @@ impl Outbox {
             inner,
             sent: Mutex::new(vec![]),
             moto: Some(moto.to_string()),
+            refusing: Default::default(),
         }
+    }
+
+    /// Makes every send fail (`true`) or go through again (`false`).
+    pub fn refuse(&self, refusing: bool) {
+        self.refusing
+            .store(refusing, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Messages sent so far, oldest first. On AWS each is rebuilt from what moto
@@ -237,6 +247,9 @@ impl Outbox {
 #[async_trait]
 impl Notifier for Outbox {
     async fn send(&self, message: &Message) -> Result<String, NotifyError> {
+        if self.refusing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(NotifyError("the test outbox refuses sends".into()));
+        }
         let id = self.inner.send(message).await?;
         self.sent
             .lock()

@@ -191,10 +191,11 @@ async fn the_list_never_shows_a_jti_token_or_hash() {
 
 /// Sessions begun at `times` for `user_id`, straight into the store.
 async fn stored_sessions(app: &TestApp, user_id: &str, times: impl Iterator<Item = i64>) {
+    let user = app.user(user_id).await;
     for time in times {
         let login = LoginRecord::new(time, "192.0.2.1", "old", LoginMethod::Sms);
         let key = sessions::key_of(&sessions::new_jti(time)).unwrap();
-        let session = Session::begin(user_id, key, &login, 3600);
+        let session = Session::begin(&user, key, &login, 3600);
         let settle = Settle::default();
         let begun = app.state.store.begin_session(&session, &login, &settle);
         assert!(begun.await.unwrap());

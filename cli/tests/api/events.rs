@@ -199,6 +199,13 @@ const CASES: &[(&str, u16, &str, Seed)] = &[
     ("user/set-invalid-key.json", 400, "INVALID_FIELD", Account),
     ("user/set-no-csrf.json", 403, "CSRF_FAILED", Account),
     ("user/password-ok.json", 204, "", Account),
+    ("user/reauthenticate-ok.json", 204, "", Account),
+    (
+        "user/reauthenticate-wrong.json",
+        400,
+        "AUTH_INCORRECT",
+        Account,
+    ),
     (
         "user/password-wrong-old.json",
         400,
@@ -315,13 +322,14 @@ async fn server(seed: Seed) -> TestApp {
         history: None,
         created_at: START,
         updated_at: START,
+        cred_version: 0,
     };
     state.store.insert_user(&user).await.unwrap();
     let settle = Settle::default();
     for (jti, time) in [(OTHER_JTI, START - 600), (JTI, START)] {
         let login = LoginRecord::new(time, SOURCE_IP, BROWSER, LoginMethod::Password);
         let key = sessions::key_of(jti).unwrap();
-        let session = Session::begin(USER_ID, key, &login, lifetimes.session);
+        let session = Session::begin(&user, key, &login, lifetimes.session);
         let begun = state.store.begin_session(&session, &login, &settle);
         assert!(begun.await.unwrap());
     }

@@ -156,6 +156,8 @@ async fn credentials_work_while_their_key_is_previous_and_stop_when_it_is_gone()
         .expect(204);
     app.set_cookie("TOKEN", &old_token);
     app.set_cookie("XSRF-TOKEN", &old_xsrf);
+    // A refresh code, stored by its digest under k1.
+    let refresh = app.refresh_code().await;
 
     // Step 2: k2 current, k1 previous. Everything issued under k1 still works.
     keys.put(
@@ -164,6 +166,15 @@ async fn credentials_work_while_their_key_is_previous_and_stop_when_it_is_gone()
     )
     .await;
     app.get("/verify").await.expect(204);
+    app.post("/refresh_token", json!({ "code": refresh }))
+        .await
+        .expect(204);
+    assert_eq!(
+        kid(&app.cookie("TOKEN").unwrap()),
+        "k2",
+        "a new token under k2"
+    );
+    app.set_cookie("TOKEN", &old_token);
     app.patch("/user", json!({ "key": "name", "name": "Ada K1" }))
         .await
         .expect(204);
@@ -199,6 +210,31 @@ async fn credentials_work_while_their_key_is_previous_and_stop_when_it_is_gone()
     ada_sms.ping().await.expect(200); // the page's token under k2, same salt
     ada_sms
         .patch("/user", json!({ "key": "name", "name": "Ada" }))
+        .await
+        .expect(204);
+}
+
+/// A refresh code counts only under a key in force: one stored under a key
+/// that is gone (or never was) is refused like a wrong one, and the right
+/// code beside it still works.
+#[tokio::test]
+async fn a_refresh_code_under_a_key_not_in_force_is_refused() {
+    let (app, _) = TestApp::signed_in().await;
+    let code = app.refresh_code().await;
+    let session = app.stored_session().await;
+    let gone = Keys::derive(OLD.as_bytes()).code_digest("refresh", &session.id, "654321");
+    let now = app.clock_now();
+    let added = app
+        .state
+        .store
+        .add_refresh_code(&session, &gone, now + 15, 5, now)
+        .await
+        .unwrap();
+    assert_eq!(added, shared::model::RefreshIssue::Added);
+    app.post("/refresh_token", json!({ "code": "654321" }))
+        .await
+        .expect_error(400, "INVALID_CODE", "code");
+    app.post("/refresh_token", json!({ "code": code }))
         .await
         .expect(204);
 }

@@ -2,9 +2,12 @@
 //! success and failure paths, on the store and notifier traits.
 
 mod backend;
+mod paused;
 mod support;
 
 mod console;
+mod cookies;
+mod credentials;
 mod devices;
 mod enumeration;
 mod errors;
@@ -14,6 +17,7 @@ mod keys;
 mod lark;
 mod login;
 mod logs;
+mod notices;
 mod openapi;
 mod ping_options;
 mod races;
@@ -23,6 +27,7 @@ mod round_trips;
 mod routes;
 mod session_flow;
 mod sms;
+mod stepup;
 mod template;
 mod totp;
 mod user;

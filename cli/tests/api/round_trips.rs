@@ -148,6 +148,14 @@ async fn round_trips_per_operation() {
         .await
         .expect(204);
     op!(
+        "POST /user/reauthenticate",
+        204,
+        app.post(
+            "/user/reauthenticate",
+            json!({ "password": "another long passphrase" })
+        )
+    );
+    op!(
         "POST /user/password",
         204,
         app.post(
@@ -221,9 +229,9 @@ async fn round_trips_per_operation() {
         ("POST /login (device cookie)", 3),
         ("GET /verify", 1),
         ("GET /verify (renewal due)", 2),
-        ("GET /user", 2),
+        ("GET /user", 1),
         ("PATCH /user (name)", 2),
-        ("PATCH /user (email)", 3),
+        ("PATCH /user (email)", 2),
         ("GET /refresh_code", 2),
         ("POST /refresh_token", 2),
         ("POST /refresh_token (wrong code)", 2),
@@ -236,11 +244,12 @@ async fn round_trips_per_operation() {
         ("POST /login/sms (new browser)", 4),
         ("GET /forget_code", 5),
         ("POST /forget_reset", 8),
+        ("POST /user/reauthenticate", 4),
         ("POST /user/password", 5),
-        ("DELETE /user/phone", 3),
+        ("DELETE /user/phone", 2),
         ("GET /user/phone_code", 5),
         ("POST /user/phone", 4),
-        ("GET /user/totp", 3),
+        ("GET /user/totp", 2),
         ("POST /user/totp", 3),
         ("POST /login/totp (device cookie)", 3),
         ("POST /login/totp (new browser)", 4),

@@ -47,7 +47,12 @@ pub(crate) const SEED: [(&str, &str, &str); 20] = [
 ];
 
 /// What the routers serve beyond the seed, and why.
-pub(crate) const EXTRA: [(&str, &str, &str); 10] = [
+pub(crate) const EXTRA: [(&str, &str, &str); 12] = [
+    (
+        "POST",
+        "/user/reauthenticate",
+        "step-up: a recent sign-in for sensitive changes",
+    ),
     (
         "POST",
         "/refresh_token",
@@ -58,6 +63,11 @@ pub(crate) const EXTRA: [(&str, &str, &str); 10] = [
     (
         "DELETE",
         "/user/password",
+        "user router: DELETE on a static path",
+    ),
+    (
+        "DELETE",
+        "/user/reauthenticate",
         "user router: DELETE on a static path",
     ),
     (

@@ -83,14 +83,21 @@ impl TestResponse {
         self
     }
 
-    /// The `Set-Cookie` header that sets `name`, if any.
+    /// The `Set-Cookie` header that sets `name`, if any: the last one, as
+    /// a browser keeps it (one that deletes a `Domain` twin comes before it).
     pub fn set_cookie(&self, name: &str) -> Option<String> {
+        self.set_cookies(name).pop()
+    }
+
+    /// Every `Set-Cookie` header for `name`, in order.
+    pub fn set_cookies(&self, name: &str) -> Vec<String> {
         self.headers
             .get_all(header::SET_COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with(&format!("{name}=")))
+            .filter(|v| v.starts_with(&format!("{name}=")))
             .map(str::to_string)
+            .collect()
     }
 }
 
@@ -170,6 +177,24 @@ impl TestApp {
             state.config.clone(),
             keys,
             state.store.clone(),
+            self.notifier.clone(),
+            self.clock.clone(),
+        )
+        .unwrap();
+        TestApp {
+            router: planx::app(state.clone()),
+            state,
+            ..self
+        }
+    }
+
+    /// This server (same configuration, outbox and clock) on `store`: a
+    /// wrapper of this one's (see `paused.rs`).
+    pub fn with_store(self, store: Arc<dyn Store>) -> TestApp {
+        let state = AppState::with_keys(
+            self.state.config.clone(),
+            self.state.keys.clone(),
+            store,
             self.notifier.clone(),
             self.clock.clone(),
         )
@@ -441,6 +466,20 @@ impl TestApp {
         shared::sessions::key_of(&jti).expect("the jti of a session")
     }
 
+    /// This browser's session as stored.
+    pub async fn stored_session(&self) -> shared::model::Session {
+        let token = self.cookie("TOKEN").expect("signed in");
+        let claims = self.state.tokens.verify(&token, self.clock_now());
+        let user_id = claims.expect("a valid token").sub;
+        let session = self
+            .state
+            .store
+            .session(&user_id, &self.session_key(), self.clock_now())
+            .await
+            .unwrap();
+        session.expect("the session is stored")
+    }
+
     /// `GET /refresh_code`: a code for this session's next token.
     pub async fn refresh_code(&self) -> String {
         let r = self.get("/refresh_code").await;
@@ -452,6 +491,13 @@ impl TestApp {
     pub async fn sign_in(&self, email: &str, password: &str) {
         self.ping().await.expect(200);
         self.login(email, password).await.expect(204);
+    }
+
+    /// Confirms [`PASSWORD`] for this browser's session (`POST /user/reauthenticate`):
+    /// sensitive changes go through again after the clock moved past the window.
+    pub async fn reauthenticate(&self) {
+        let body = serde_json::json!({ "password": PASSWORD });
+        self.post("/user/reauthenticate", body).await.expect(204);
     }
 
     /// A new browser on this server, signed in as `email` with [`PASSWORD`].

@@ -99,15 +99,9 @@ async fn ping(
                 HeaderName::from_static(XSRF_HEADER),
                 HeaderValue::from_str(&token).unwrap_or_else(|_| HeaderValue::from_static("")),
             ),
-            (
-                header::SET_COOKIE,
-                cookies::set(config, cookies::XSRF_SALT, &salt, XSRF_MAX_AGE, true),
-            ),
-            (
-                header::SET_COOKIE,
-                cookies::set(config, cookies::XSRF_TOKEN, &token, XSRF_MAX_AGE, false),
-            ),
         ]),
+        cookies::set(config, cookies::XSRF_SALT, &salt, XSRF_MAX_AGE),
+        cookies::set(config, cookies::XSRF_TOKEN, &token, XSRF_MAX_AGE),
         Json(body),
     )
 }

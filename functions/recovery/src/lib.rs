@@ -10,10 +10,11 @@ use shared::codes::{self, Channel, Floor, Issue};
 use shared::device::Device;
 use shared::http::{Client, Json, Query};
 use shared::model::Purpose;
+use shared::notices::{self, Notice};
 use shared::secret::Secret;
 use shared::store::{CodeRef, Lookup, UserChange};
 use shared::throttle::{self, Guess, GuessKind};
-use shared::{ApiError, ApiResult, AppState, password, validate};
+use shared::{ApiError, ApiResult, AppState, password, sessions, validate};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 /// This function's operations in the OpenAPI document.
@@ -136,17 +137,27 @@ async fn forget_reset(
     let hash = state.passwords.hash(body.password.expose()).await?;
     let settle = began.settle.spending(stored);
     let store = &*state.store;
+    let change = UserChange::Password { hash, keep: None };
     if !store
-        .settle_change(user, UserChange::Password(hash), &settle, state.now())
+        .settle_change(user, change, &settle, state.now())
         .await?
     {
         return Err(ApiError::InvalidCode);
     }
+    // The password is changed and every session refused (its credential
+    // version moved on): what follows tidies up, and a failure is logged,
+    // not answered, as the code is spent and the change stands.
     let mut identifiers = vec![identifier];
     identifiers.extend(user.phone.clone());
-    tokio::try_join!(
-        store.end_sessions(&user.id, None, state.now()),
-        store.clear_failures(&identifiers),
-    )?;
+    let clear = async {
+        if let Err(e) = store.clear_failures(&identifiers).await {
+            tracing::warn!(error = %e, "guessing failures not cleared after a reset");
+        }
+    };
+    tokio::join!(
+        sessions::end_others(&state, &user.id, None),
+        clear,
+        notices::send(&state, &user.email, Notice::PasswordReset),
+    );
     Ok(StatusCode::NO_CONTENT)
 }

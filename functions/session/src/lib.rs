@@ -9,11 +9,11 @@ mod refresh;
 mod verify;
 
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use shared::AppState;
-use shared::http::cookies;
+use shared::http::cookies::{self, SetCookie};
 use utoipa::OpenApi;
 
 /// This function's operations in the OpenAPI document.
@@ -53,16 +53,16 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The `TOKEN` cookie carrying `jwt` (empty, it clears the cookie).
-fn token_cookie(state: &AppState, jwt: &str) -> HeaderValue {
+fn token_cookie(state: &AppState, jwt: &str) -> SetCookie {
     let ttl = if jwt.is_empty() {
         0
     } else {
         state.config.lifetimes.token
     };
-    cookies::set(&state.config, cookies::TOKEN, jwt, ttl, true)
+    cookies::set(&state.config, cookies::TOKEN, jwt, ttl)
 }
 
 /// 204 with a `Set-Cookie`.
-fn no_content_with(cookie: HeaderValue) -> Response {
-    (StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response()
+fn no_content_with(cookie: SetCookie) -> Response {
+    (StatusCode::NO_CONTENT, cookie).into_response()
 }

@@ -3,13 +3,15 @@
 //! and ends in [`sign_in`], which gives them back and leaves a device cookie.
 
 use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{AppendHeaders, IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use shared::codes::{self, Channel, Floor, Issue};
 use shared::device::{self, Device};
+use shared::http::cookies::SetCookie;
 use shared::http::{Client, Json, Query};
 use shared::model::{LoginMethod, LoginRecord, Purpose, Session, User};
+use shared::notices::{self, Notice};
 use shared::secret::Secret;
 use shared::store::{CodeRef, Lookup, Settle};
 use shared::throttle::{self, Began, Guess, GuessKind};
@@ -50,9 +52,9 @@ async fn sign_in(
     Ok((StatusCode::NO_CONTENT, cookies).into_response())
 }
 
-/// Starts a session for `user` with what its attempt gives back, and returns
-/// the `Set-Cookie` headers of its token and device cookies. A code or TOTP
-/// step a racing attempt used first makes it a failed attempt.
+/// Starts a session for `user` with what its attempt gives back (telling the
+/// owner of a new device), and returns its token and device cookies. A code or
+/// TOTP step a racing attempt used first makes it a failed attempt.
 pub(crate) async fn session_cookies(
     state: &AppState,
     client: &Client,
@@ -60,7 +62,7 @@ pub(crate) async fn session_cookies(
     user: &User,
     method: LoginMethod,
     settle: Settle,
-) -> ApiResult<AppendHeaders<[(HeaderName, HeaderValue); 2]>> {
+) -> ApiResult<(SetCookie, SetCookie)> {
     if !user.active {
         return Err(ApiError::AccountDisabled);
     }
@@ -68,19 +70,22 @@ pub(crate) async fn session_cookies(
     let login = LoginRecord::new(now, &client.ip, &client.user_agent, method);
     let jti = sessions::new_jti(now);
     let key = sessions::key_of(&jti).expect("a new jti names a session");
-    let session = Session::begin(&user.id, key, &login, state.config.lifetimes.session);
+    let session = Session::begin(user, key, &login, state.config.lifetimes.session);
+    // Refused when a racing attempt spent the code or used the TOTP step, and
+    // when a reset, password change or disable landed after `user` was read:
+    // the secret checked is no longer the one in force.
     if !state.store.begin_session(&session, &login, &settle).await? {
         return Err(ApiError::AuthIncorrect);
     }
+    // A browser without this account's device cookie has not signed in to
+    // it before (or was cleared): the owner hears of it.
+    if device.0.as_ref().is_none_or(|d| d.user_id != user.id) {
+        notices::send(state, &user.email, Notice::NewDevice { login: &login }).await;
+    }
     let ttl = state.config.lifetimes.token;
     let jwt = state.tokens.issue(&user.id, &jti, now, ttl);
-    Ok(AppendHeaders([
-        (header::SET_COOKIE, token_cookie(state, &jwt)),
-        (
-            header::SET_COOKIE,
-            device::cookie_after_sign_in(state, &user.id, device),
-        ),
-    ]))
+    let device_cookie = device::cookie_after_sign_in(state, &user.id, device);
+    Ok((token_cookie(state, &jwt), device_cookie))
 }
 
 #[derive(Deserialize, ToSchema)]

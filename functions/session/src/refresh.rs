@@ -57,10 +57,18 @@ pub(crate) async fn refresh_code(
     }
 }
 
-/// What the session keeps of a refresh code: its keyed digest, bound to the session.
+/// What the session keeps of a refresh code: its keyed digest under the
+/// current server key, bound to the session.
 fn digest(state: &AppState, auth: &Auth, code: &str) -> String {
     let purpose = Purpose::Refresh.as_str();
     state.keys.code_digest(purpose, &auth.session_id, code)
+}
+
+/// The digests a presented code may be stored under: one per server key in
+/// force, so a code issued just before a rotation step still works.
+fn digests(state: &AppState, auth: &Auth, code: &str) -> Vec<String> {
+    let purpose = Purpose::Refresh.as_str();
+    state.keys.code_digests(purpose, &auth.session_id, code)
 }
 
 #[derive(Deserialize, ToSchema, IntoParams)]
@@ -126,10 +134,10 @@ async fn refresh_token(
 ) -> ApiResult<Response> {
     let code = validate::code("code", body.code.expose())?;
     let now = state.now();
-    let digest = digest(&state, &auth, &code);
+    let digests = digests(&state, &auth, &code);
     match state
         .store
-        .redeem_refresh_code(&auth.session, &digest, now)
+        .redeem_refresh_code(&auth.session, &digests, now)
         .await?
     {
         Some(RefreshRedemption::Accepted) => {}

@@ -1,11 +1,12 @@
-//! The signed-in account: profile, password, phone and TOTP binding, unbinding,
-//! signed-in devices.
+//! The signed-in account: profile, password, re-authentication, phone and
+//! TOTP binding, unbinding, signed-in devices.
 //! One module per operation group; this file routes them and lists them for
 //! the OpenAPI document.
 
 mod password;
 mod phone;
 mod profile;
+mod reauth;
 mod sessions;
 mod totp;
 mod unset;
@@ -15,6 +16,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use shared::http::Auth;
 use shared::model::User;
+use shared::notices::{self, Notice};
 use shared::store::{Settle, StoreError, UserChange};
 use shared::{ApiError, ApiResult, AppState};
 use utoipa::OpenApi;
@@ -26,6 +28,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         profile::profile,
         profile::set_profile,
         password::set_password,
+        reauth::reauthenticate,
         phone::phone_code,
         phone::bind_phone,
         totp::totp_url,
@@ -44,6 +47,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router() -> Router<AppState> {
     let static_paths = [
         ("/user/password", post(password::set_password)),
+        ("/user/reauthenticate", post(reauth::reauthenticate)),
         ("/user/phone_code", get(phone::phone_code)),
         ("/user/phone", post(phone::bind_phone)),
         ("/user/totp", get(totp::totp_url).post(totp::bind_totp)),
@@ -66,46 +70,44 @@ pub fn router() -> Router<AppState> {
         })
 }
 
-/// The signed-in account.
-async fn load(state: &AppState, auth: &Auth) -> ApiResult<User> {
-    state
-        .store
-        .user(&auth.user_id)
-        .await?
-        .ok_or(ApiError::SessionEnded)
-}
-
 /// Applies one change to `user` with what a successful guess gives back: 204,
 /// `INVALID_CODE` when the guess's code was spent meanwhile, or the field it
-/// conflicts on.
+/// conflicts on. A change the owner should hear of sends its notice to the
+/// address the account had ([`Notice::of_change`]).
 async fn settle_change(
     state: &AppState,
     user: &User,
     change: UserChange,
     settle: &Settle,
 ) -> ApiResult<StatusCode> {
+    let was_bound = match &change {
+        UserChange::Phone(None) => user.phone.is_some(),
+        UserChange::Totp(None) => user.totp.is_some(),
+        UserChange::Lark(None) => user.lark.is_some(),
+        _ => false,
+    };
+    let notice = Notice::of_change(&change, was_bound);
     match state
         .store
         .settle_change(user, change, settle, state.now())
         .await
     {
-        Ok(true) => Ok(StatusCode::NO_CONTENT),
+        Ok(true) => {
+            if let Some(notice) = notice {
+                notices::send(state, &user.email, notice).await;
+            }
+            Ok(StatusCode::NO_CONTENT)
+        }
         Ok(false) => Err(ApiError::InvalidCode),
-        Err(StoreError::NoSuchUser) => Err(ApiError::SessionEnded),
+        // The signed-in account is gone, or its credentials changed under
+        // this request: so is its session.
+        Err(StoreError::NoSuchUser | StoreError::Changed) => Err(ApiError::SessionEnded),
         Err(e) => Err(e.into()),
     }
 }
 
-/// Applies one change to the signed-in account: 204, or the field it conflicts on.
+/// Applies one change to the signed-in account, as the session read it: 204,
+/// or the field it conflicts on.
 async fn change(state: &AppState, auth: &Auth, change: UserChange) -> ApiResult<StatusCode> {
-    match state
-        .store
-        .update_user(&auth.user_id, change, state.now())
-        .await
-    {
-        Ok(()) => Ok(StatusCode::NO_CONTENT),
-        // The signed-in account is gone: so is its session.
-        Err(StoreError::NoSuchUser) => Err(ApiError::SessionEnded),
-        Err(e) => Err(e.into()),
-    }
+    settle_change(state, &auth.user, change, &Settle::default()).await
 }

@@ -8,7 +8,7 @@ use shared::http::{Auth, Client, Json};
 use shared::secret::Secret;
 use shared::store::{Lookup, UserChange};
 use shared::throttle::{self, Guess, GuessKind};
-use shared::{ApiError, ApiResult, AppState, password};
+use shared::{ApiError, ApiResult, AppState, password, sessions};
 use utoipa::ToSchema;
 
 use crate::settle_change;
@@ -25,7 +25,8 @@ pub(crate) struct SetPassword {
 
 /// Changes the password after checking the old one (a guess like a sign-in's,
 /// counted under the account's email before it is checked), and ends every
-/// other session of the account.
+/// other session of the account: the same write moves the credential version
+/// on and this session with it.
 #[utoipa::path(
     post,
     path = "/user/password",
@@ -56,7 +57,10 @@ pub(crate) async fn set_password(
         kind: GuessKind::Password,
     };
     let began = throttle::begin(&state, guess).await?;
-    let user = began.user.ok_or(ApiError::SessionEnded)?;
+    let user = began
+        .user
+        .filter(|u| auth.session.is_valid_for(u))
+        .ok_or(ApiError::SessionEnded)?;
     if !state
         .passwords
         .verify(body.old.expose(), Some(&user.password))
@@ -65,10 +69,13 @@ pub(crate) async fn set_password(
         return Err(ApiError::WrongPassword);
     }
     let hash = state.passwords.hash(body.password.expose()).await?;
-    settle_change(&state, &user, UserChange::Password(hash), &began.settle).await?;
-    state
-        .store
-        .end_sessions(&auth.user_id, Some(&auth.session_id), state.now())
-        .await?;
+    let change = UserChange::Password {
+        hash,
+        keep: Some(auth.session_id.clone()),
+    };
+    settle_change(&state, &user, change, &began.settle).await?;
+    // The other sessions are refused from here on (the credential version
+    // moved on); deleting them only tidies up, so a failure is logged, not answered.
+    sessions::end_others(&state, &user.id, Some(&auth.session_id)).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use shared::codes::{self, Channel, Issue};
 use shared::device::Device;
-use shared::http::{Auth, Client, Json, Query};
+use shared::http::{Client, Json, Query, Recent};
 use shared::model::Purpose;
 use shared::secret::Secret;
 use shared::store::{CodeRef, Lookup, UserChange};
@@ -33,7 +33,7 @@ pub(crate) struct PhoneQuery {
     summary = "User SMS Code",
     description = "Sends a code by SMS to the phone to be bound.",
     params(PhoneQuery),
-    security(("token" = [])),
+    security(("token" = ["recent"])),
     responses(
         (status = 204, description = "Sent."),
         (status = 400, description = "Codes: `INVALID_FIELD`, `PHONE_TAKEN`, `RATE_LIMITED` (IP cap, recipient cooldown or hourly cap)."),
@@ -41,7 +41,7 @@ pub(crate) struct PhoneQuery {
 )]
 pub(crate) async fn phone_code(
     State(state): State<AppState>,
-    auth: Auth,
+    Recent(auth): Recent,
     client: Client,
     Query(q): Query<PhoneQuery>,
 ) -> ApiResult<StatusCode> {
@@ -81,7 +81,7 @@ pub(crate) struct BindPhone {
     summary = "Bind User's Phone",
     description = "Binds the phone the code was sent to.",
     request_body = BindPhone,
-    security(("token" = [])),
+    security(("token" = ["recent"])),
     responses(
         (status = 204, description = "Bound."),
         (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_CODE`, `PHONE_TAKEN`, `RATE_LIMITED` (a guessing limit; `Retry-After` says when to try again)."),
@@ -89,7 +89,7 @@ pub(crate) struct BindPhone {
 )]
 pub(crate) async fn bind_phone(
     State(state): State<AppState>,
-    auth: Auth,
+    Recent(auth): Recent,
     client: Client,
     device: Device,
     Json(body): Json<BindPhone>,

@@ -10,7 +10,7 @@ use shared::store::UserChange;
 use shared::{ApiError, ApiResult, AppState, validate};
 use utoipa::ToSchema;
 
-use crate::{change, load};
+use crate::change;
 
 /// The profile of `GET /user`: phone and TOTP only as masked markers.
 #[derive(Serialize, ToSchema)]
@@ -106,11 +106,8 @@ impl From<&User> for Profile {
         (status = 200, description = "The profile.", body = Profile),
     )
 )]
-pub(crate) async fn profile(
-    State(state): State<AppState>,
-    auth: Auth,
-) -> ApiResult<axum::Json<Profile>> {
-    Ok(axum::Json(Profile::from(&load(&state, &auth).await?)))
+pub(crate) async fn profile(auth: Auth) -> axum::Json<Profile> {
+    axum::Json(Profile::from(&auth.user))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -122,7 +119,9 @@ pub(crate) struct SetProfile {
     email: Option<String>,
     /// Required when `key` is `name`.
     name: Option<String>,
-    /// Required when `key` is `avatar`.
+    /// Required when `key` is `avatar`: an `https:` URL (stored as parsed and
+    /// re-serialised), or `""` for none.
+    #[schema(example = "https://cdn.example.com/avatars/ada.png")]
     avatar: Option<String>,
 }
 
@@ -136,6 +135,7 @@ pub(crate) struct SetProfile {
     responses(
         (status = 204, description = "Changed."),
         (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `EMAIL_TAKEN`."),
+        (status = 401, description = "Codes: `UNAUTHENTICATED`, `SESSION_ENDED`, `REAUTHENTICATE` (`key` is `email` and the session's sign-in is older than `REAUTH_WINDOW`: `POST /user/reauthenticate`, then retry)."),
     )
 )]
 pub(crate) async fn set_profile(
@@ -150,10 +150,17 @@ pub(crate) async fn set_profile(
     let update = match body.key.trim().to_ascii_lowercase().as_str() {
         "email" => {
             let email = validate::required("email", &body.email)?;
-            UserChange::Email(validate::email("email", email)?)
+            let email = validate::email("email", email)?;
+            // The address resets the password: moving it is a takeover
+            // unless the session's holder just proved who they are.
+            auth.require_recent(&state)?;
+            UserChange::Email(email)
         }
         "name" => UserChange::Name(text("name", &body.name, validate::MAX_NAME, true)?),
-        "avatar" => UserChange::Avatar(text("avatar", &body.avatar, validate::MAX_AVATAR, false)?),
+        "avatar" => {
+            let avatar = validate::required("avatar", &body.avatar)?;
+            UserChange::Avatar(validate::avatar("avatar", avatar)?)
+        }
         _ => return Err(ApiError::field("key", "must be email, name or avatar")),
     };
     change(&state, &auth, update).await

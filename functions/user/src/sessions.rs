@@ -3,7 +3,7 @@
 //! protects the account, so it needs no recent sign-in; CSRF applies as to every write.
 
 use axum::extract::State;
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use shared::clock::rfc3339;
@@ -134,8 +134,8 @@ pub(crate) async fn end_one(
         return Err(ApiError::NoSuchSession);
     }
     if key == auth.session_id {
-        let cleared = cookies::set(&state.config, cookies::TOKEN, "", 0, true);
-        return Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cleared)]).into_response());
+        let cleared = cookies::set(&state.config, cookies::TOKEN, "", 0);
+        return Ok((StatusCode::NO_CONTENT, cleared).into_response());
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -5,14 +5,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use shared::codes::{self, CodeError};
-use shared::http::{Auth, Json, NoStore};
+use shared::http::{Json, NoStore, Recent};
 use shared::model::{Purpose, Totp};
 use shared::secret::Secret;
 use shared::store::UserChange;
 use shared::{ApiError, ApiResult, AppState, totp, validate};
 use utoipa::ToSchema;
 
-use crate::{change, load};
+use crate::change;
 
 /// `{"totp": URI}`: a pending TOTP secret to scan.
 #[derive(Serialize, ToSchema)]
@@ -32,18 +32,17 @@ pub(crate) struct TotpUri {
     path = "/user/totp",
     summary = "Generate TOTP URL",
     description = "A new TOTP secret as an otpauth URI, pending until bound.",
-    security(("token" = [])),
+    security(("token" = ["recent"])),
     responses(
         (status = 200, description = "The URI (`Cache-Control: no-store`).", body = TotpUri),
     )
 )]
 pub(crate) async fn totp_url(
     State(state): State<AppState>,
-    auth: Auth,
+    Recent(auth): Recent,
 ) -> ApiResult<NoStore<TotpUri>> {
-    let user = load(&state, &auth).await?;
     let secret = totp::new_secret();
-    let uri = totp::url(&secret, &state.config.namespace, &user.email)
+    let uri = totp::url(&secret, &state.config.namespace, &auth.user.email)
         .ok_or_else(|| ApiError::Internal("could not build an otpauth URI".into()))?;
     let ttl = state.config.lifetimes.totp_bind;
     let subject = &auth.user_id;
@@ -69,7 +68,7 @@ pub(crate) struct BindTotp {
     summary = "Bind TOTP",
     description = "Binds the pending TOTP secret with two consecutive codes.",
     request_body = BindTotp,
-    security(("token" = [])),
+    security(("token" = ["recent"])),
     responses(
         (status = 204, description = "Bound."),
         (status = 400, description = "Codes: `INVALID_JSON`, `INVALID_FIELD`, `INVALID_TOTP`."),
@@ -77,7 +76,7 @@ pub(crate) struct BindTotp {
 )]
 pub(crate) async fn bind_totp(
     State(state): State<AppState>,
-    auth: Auth,
+    Recent(auth): Recent,
     Json(body): Json<BindTotp>,
 ) -> ApiResult<StatusCode> {
     let secret = totp::secret_from_url(body.totp.expose())

@@ -5,7 +5,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
-use shared::http::Auth;
+use shared::http::Recent;
 use shared::store::UserChange;
 use shared::{ApiError, ApiResult, AppState};
 use utoipa::openapi::OpenApi;
@@ -54,7 +54,7 @@ impl Binding {
     summary = "Unset User",
     description = "Unbinds the phone, the TOTP app or the Lark account.",
     params(("key" = String, Path, description = "`phone`, `totp` or `lark` (any case).", example = "phone")),
-    security(("token" = [])),
+    security(("token" = ["recent"])),
     responses(
         (status = 204, description = "Unbound (or was not bound)."),
         (status = 400, description = "Code: `INVALID_FIELD` (`key` is not `phone`, `totp` or `lark`)."),
@@ -62,7 +62,7 @@ impl Binding {
 )]
 pub(crate) async fn unset(
     State(state): State<AppState>,
-    auth: Auth,
+    Recent(auth): Recent,
     key: Option<Path<String>>,
     uri: Uri,
 ) -> ApiResult<StatusCode> {

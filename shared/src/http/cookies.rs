@@ -1,6 +1,14 @@
 //! Reading the `Cookie` header and writing `Set-Cookie` values.
+//!
+//! Scope: `COOKIE_DOMAIN` goes on `XSRF-TOKEN` only, the one cookie the page
+//! must read (a console on a sibling host reads it through the shared parent
+//! domain). `TOKEN`, `XSRF-SALT` and `DEVICE` are HttpOnly and host-only: no
+//! sibling host, however it is compromised, is ever sent them.
+
+use std::convert::Infallible;
 
 use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, IntoResponseParts, Response, ResponseParts};
 
 use crate::config::{Config, SameSite};
 
@@ -8,6 +16,9 @@ pub const TOKEN: &str = "TOKEN";
 pub const DEVICE: &str = "DEVICE";
 pub const XSRF_SALT: &str = "XSRF-SALT";
 pub const XSRF_TOKEN: &str = "XSRF-TOKEN";
+
+/// Cookies that carried `COOKIE_DOMAIN` before they became host-only.
+const FORMERLY_DOMAIN: [&str; 2] = [TOKEN, XSRF_SALT];
 
 /// The value of cookie `name`, from any `Cookie` header.
 pub fn get<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -21,38 +32,60 @@ pub fn get<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .map(|(_, v)| v.trim_matches('"'))
 }
 
-/// A `Set-Cookie` value. `max_age` 0 deletes the cookie. Values are
-/// base64url or JWTs, which need no quoting.
-///
-/// `SameSite=None` (a console on another site) also makes the cookie
-/// `Partitioned` (CHIPS): browsers that block third-party cookies, Chromium's
-/// default profile and incognito among them, still keep it, in a jar of its
-/// own for the console's site. Deleting it needs the same attribute, so it is
-/// set whatever `max_age` is.
-pub fn set(config: &Config, name: &str, value: &str, max_age: i64, http_only: bool) -> HeaderValue {
-    build(
-        config,
-        name,
-        value,
-        max_age,
-        http_only,
-        true,
-        config.cookie_same_site,
-    )
+/// The `Set-Cookie` headers that set (or delete) one cookie; a response part.
+#[derive(Debug, Clone)]
+pub struct SetCookie(Vec<HeaderValue>);
+
+impl SetCookie {
+    /// The headers, in the order they are sent.
+    pub fn values(&self) -> &[HeaderValue] {
+        &self.0
+    }
 }
 
-/// [`set`] without `Domain` whatever `COOKIE_DOMAIN` says: an HttpOnly cookie
-/// no sibling host needs (the device cookie).
-pub fn set_host_only(config: &Config, name: &str, value: &str, max_age: i64) -> HeaderValue {
-    build(
+impl IntoResponseParts for SetCookie {
+    type Error = Infallible;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Infallible> {
+        for value in self.0 {
+            res.headers_mut().append(header::SET_COOKIE, value);
+        }
+        Ok(res)
+    }
+}
+
+/// Just the headers (so it can end a tuple response: `(StatusCode, SetCookie)`).
+impl IntoResponse for SetCookie {
+    fn into_response(self) -> Response {
+        (self, ()).into_response()
+    }
+}
+
+/// Sets cookie `name`; `max_age` 0 deletes it. Every cookie is HttpOnly but
+/// `XSRF-TOKEN`, and only `XSRF-TOKEN` carries `COOKIE_DOMAIN`. Values are
+/// base64url or JWTs, which need no quoting.
+///
+/// A browser may still hold a `TOKEN` or `XSRF-SALT` set with `Domain` before
+/// they became host-only, and it would send that older cookie first. So while
+/// `COOKIE_DOMAIN` is set, setting either also deletes its `Domain` twin,
+/// sent first so that the cookie set last is the one kept.
+pub fn set(config: &Config, name: &str, value: &str, max_age: i64) -> SetCookie {
+    let page_reads = name == XSRF_TOKEN;
+    let mut values = vec![];
+    let same_site = config.cookie_same_site;
+    if !config.cookie_domain.is_empty() && FORMERLY_DOMAIN.contains(&name) {
+        values.push(build(config, name, "", 0, true, true, same_site));
+    }
+    values.push(build(
         config,
         name,
         value,
         max_age,
-        true,
-        false,
-        config.cookie_same_site,
-    )
+        !page_reads,
+        page_reads,
+        same_site,
+    ));
+    SetCookie(values)
 }
 
 /// An HttpOnly, host-only cookie set and read only in top-level navigations
@@ -63,6 +96,13 @@ pub fn set_for_navigation(config: &Config, name: &str, value: &str, max_age: i64
     build(config, name, value, max_age, true, false, SameSite::Lax)
 }
 
+/// One `Set-Cookie` value.
+///
+/// `SameSite=None` (a console on another site) also makes the cookie
+/// `Partitioned` (CHIPS): browsers that block third-party cookies, Chromium's
+/// default profile and incognito among them, still keep it, in a jar of its
+/// own for the console's site. Deleting it needs the same attribute, so it is
+/// set whatever `max_age` is.
 fn build(
     config: &Config,
     name: &str,
@@ -96,6 +136,10 @@ fn build(
 mod tests {
     use super::*;
 
+    fn shown(c: &SetCookie) -> Vec<&str> {
+        c.values().iter().map(|v| v.to_str().unwrap()).collect()
+    }
+
     #[test]
     fn finds_cookies_across_headers() {
         let mut h = HeaderMap::new();
@@ -112,26 +156,39 @@ mod tests {
     #[test]
     fn set_cookie_attributes() {
         let c = Config::from_vars(&[("COOKIE_SAMESITE", "strict")]).unwrap();
-        let v = set(&c, "TOKEN", "x", 60, true);
         assert_eq!(
-            v,
-            "TOKEN=x; Path=/; Max-Age=60; SameSite=Strict; HttpOnly; Secure"
+            shown(&set(&c, TOKEN, "x", 60)),
+            ["TOKEN=x; Path=/; Max-Age=60; SameSite=Strict; HttpOnly; Secure"]
+        );
+        assert_eq!(
+            shown(&set(&c, XSRF_TOKEN, "x", 60)),
+            ["XSRF-TOKEN=x; Path=/; Max-Age=60; SameSite=Strict; Secure"]
         );
     }
 
     #[test]
-    fn host_only_cookies_ignore_the_domain() {
+    fn only_the_cookie_the_page_reads_has_the_domain() {
         let c = Config::from_vars(&[("COOKIE_DOMAIN", "example.com")]).unwrap();
-        assert!(
-            set(&c, "XSRF-TOKEN", "x", 60, false)
-                .to_str()
-                .unwrap()
-                .contains("Domain=")
+        assert_eq!(
+            shown(&set(&c, XSRF_TOKEN, "x", 60)),
+            ["XSRF-TOKEN=x; Path=/; Max-Age=60; SameSite=Lax; Domain=example.com; Secure"]
         );
         assert_eq!(
-            set_host_only(&c, DEVICE, "x", 60),
-            "DEVICE=x; Path=/; Max-Age=60; SameSite=Lax; HttpOnly; Secure"
+            shown(&set(&c, DEVICE, "x", 60)),
+            ["DEVICE=x; Path=/; Max-Age=60; SameSite=Lax; HttpOnly; Secure"]
         );
+        // The formerly domain-wide ones delete their old twin first.
+        for name in [TOKEN, XSRF_SALT] {
+            assert_eq!(
+                shown(&set(&c, name, "x", 60)),
+                [
+                    format!(
+                        "{name}=; Path=/; Max-Age=0; SameSite=Lax; Domain=example.com; HttpOnly; Secure"
+                    ),
+                    format!("{name}=x; Path=/; Max-Age=60; SameSite=Lax; HttpOnly; Secure"),
+                ]
+            );
+        }
     }
 
     #[test]
@@ -151,8 +208,8 @@ mod tests {
     fn cross_site_cookies_are_partitioned() {
         let c = Config::from_vars(&[("COOKIE_SAMESITE", "none")]).unwrap();
         assert_eq!(
-            set(&c, "TOKEN", "", 0, true),
-            "TOKEN=; Path=/; Max-Age=0; SameSite=None; HttpOnly; Secure; Partitioned"
+            shown(&set(&c, TOKEN, "", 0)),
+            ["TOKEN=; Path=/; Max-Age=0; SameSite=None; HttpOnly; Secure; Partitioned"]
         );
     }
 }

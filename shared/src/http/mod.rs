@@ -15,7 +15,7 @@ use axum::http::{Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
-pub use auth::Auth;
+pub use auth::{Auth, Recent};
 pub use extract::{BODY_LIMIT, Json, Query};
 pub use no_store::NoStore;
 
@@ -53,12 +53,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
                     .map(|c| c.0.ip().to_string())
             })
             .unwrap_or_else(|| "unknown".into());
+        // Stored with sessions and the login history, shown in device lists
+        // and notices: no control characters (a header can carry a tab).
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
             .take(256)
             .collect();
         Ok(Client { ip, user_agent })
@@ -175,6 +178,22 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    /// The user agent is stored and shown: control characters (a header may
+    /// carry a tab) become spaces, and it is cut at 256 characters.
+    #[tokio::test]
+    async fn the_user_agent_is_kept_printable_and_short() {
+        let ua = format!("Mozilla/5.0\tevil{}", "x".repeat(300));
+        let (mut parts, ()) = Request::builder()
+            .header(header::USER_AGENT, ua)
+            .body(())
+            .unwrap()
+            .into_parts();
+        let client = Client::from_request_parts(&mut parts, &()).await.unwrap();
+        assert!(client.user_agent.starts_with("Mozilla/5.0 evilx"));
+        assert_eq!(client.user_agent.chars().count(), 256);
+        assert_eq!(client.ip, "unknown");
     }
 
     /// A 500's cause reaches the log once, from the request log with the

@@ -38,6 +38,10 @@ pub enum StoreError {
     /// The backing database failed or timed out; nothing was written.
     #[error("the store is unavailable")]
     Unavailable(#[source] Cause),
+    /// The account's credentials changed since it was read (a racing reset,
+    /// password change or disable): nothing was written.
+    #[error("the account's credentials changed meanwhile")]
+    Changed,
     /// Stored data could not be read back (a bug or a manual edit).
     #[error("corrupt record {key}")]
     Corrupt {
@@ -85,12 +89,31 @@ pub enum UserChange {
     Email(String),
     Name(String),
     Avatar(String),
-    Password(Secret<String>),
+    /// A new password hash. Moves the credential version on, so every session
+    /// begun before is refused; `keep` (the changer's own session) is moved
+    /// along in the same write, on condition that it was valid until then
+    /// (else [`StoreError::Changed`], nothing written).
+    Password {
+        hash: Secret<String>,
+        keep: Option<String>,
+    },
     Phone(Option<String>),
     Totp(Option<Totp>),
     /// Links (moving the `open_id` guard) or unlinks a Lark identity.
     Lark(Option<LarkIdentity>),
+    /// Enables or disables the account; a disable moves the credential
+    /// version on, so its sessions stay refused after a later enable.
     Active(bool),
+}
+
+impl UserChange {
+    /// Whether the change moves the credential version on.
+    pub fn ends_sessions(&self) -> bool {
+        matches!(
+            self,
+            UserChange::Password { .. } | UserChange::Active(false)
+        )
+    }
 }
 
 /// The outcome of presenting a one-time code.
@@ -199,13 +222,35 @@ pub trait Guesses: Send + Sync {
 pub trait Sessions: Send + Sync {
     /// Records a login with what its attempt gives back: stores the session,
     /// sets history, counts it. `false` (and nothing written) when the code it
-    /// spends was spent, or its TOTP step used, by a racing attempt.
+    /// spends was spent, or its TOTP step used, by a racing attempt; or when
+    /// the account is no longer active at the credential version the session
+    /// carries (a reset, password change or disable landed after the login
+    /// read the account).
     async fn begin_session(
         &self,
         session: &Session,
         login: &LoginRecord,
         settle: &Settle,
     ) -> StoreResult<bool>;
+    /// Marks a live session as re-authenticated at `now` (its `auth_time`),
+    /// with what the attempt gives back and the TOTP step it used, in one
+    /// write. `false` (nothing written) when the session ended or expired, or
+    /// a racing attempt used the step. The credential version is not
+    /// checked: a session a change refused stays refused, fresh or not.
+    async fn reauthenticate(
+        &self,
+        session: &Session,
+        settle: &Settle,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// A live session (expired ones read as `None`) and its account, in one
+    /// read: what every signed-in request checks.
+    async fn session_and_user(
+        &self,
+        user_id: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> StoreResult<(Option<Session>, Option<User>)>;
     /// A live session (expired ones read as `None`).
     async fn session(
         &self,
@@ -247,14 +292,14 @@ pub trait Sessions: Send + Sync {
         allowance: u32,
         now: Timestamp,
     ) -> StoreResult<RefreshIssue>;
-    /// Presents a refresh code's digest to a live session, as
-    /// [`RefreshCodes::redeem`](crate::model::RefreshCodes::redeem) says: the
-    /// try is taken before the lookup, in the same atomic write that spends the
-    /// code. `None` when the session has ended.
+    /// Presents a refresh code's digests (one per server key in force) to a
+    /// live session, as [`RefreshCodes::redeem`](crate::model::RefreshCodes::redeem)
+    /// says: the try is taken before the lookup, in the same atomic write that
+    /// spends the code. `None` when the session has ended.
     async fn redeem_refresh_code(
         &self,
         seen: &Session,
-        digest: &str,
+        digests: &[String],
         now: Timestamp,
     ) -> StoreResult<Option<RefreshRedemption>>;
 }

@@ -47,6 +47,14 @@ impl Settle {
         self
     }
 
+    /// Whether it gives back nothing at all (a change no guess came before).
+    pub fn is_empty(&self) -> bool {
+        self.clear.is_none()
+            && self.refunds.is_empty()
+            && self.code.is_none()
+            && self.totp_step.is_none()
+    }
+
     /// Also records the TOTP step the attempt's code matched.
     pub fn at_step(mut self, step: u64) -> Self {
         self.totp_step = Some(step);

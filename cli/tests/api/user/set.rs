@@ -162,6 +162,54 @@ async fn avatar_length_is_checked() {
     assert_eq!(app.get("/user").await.body["avatar"], longest.as_str());
 }
 
+/// An avatar is empty or an https URL, stored as the parsed URL serialises
+/// it: no script, data, plain-http or relative URL, no control characters.
+#[tokio::test]
+async fn avatar_must_be_an_https_url() {
+    let (app, user) = TestApp::signed_in().await;
+    for (sent, stored) in [
+        (
+            "HTTPS://CDN.Example.com/Ada.png",
+            "https://cdn.example.com/Ada.png",
+        ),
+        (
+            "https://cdn.example.com/a b\"<x>.png",
+            "https://cdn.example.com/a%20b%22%3Cx%3E.png",
+        ),
+        ("", ""),
+    ] {
+        app.patch("/user", json!({ "key": "avatar", "avatar": sent }))
+            .await
+            .expect(204);
+        assert_eq!(app.get("/user").await.body["avatar"], stored, "{sent}");
+    }
+    app.patch(
+        "/user",
+        json!({ "key": "avatar", "avatar": "https://cdn.example.com/ada.png" }),
+    )
+    .await
+    .expect(204);
+    for bad in [
+        "javascript:alert(document.cookie)",
+        "JAVASCRIPT:alert(1)",
+        "data:image/svg+xml;base64,PHN2Zz48L3N2Zz4=",
+        "http://cdn.example.com/ada.png",
+        "//cdn.example.com/ada.png",
+        "/avatars/ada.png",
+        "avatars/ada.png",
+        "https://cdn.example.com/\u{0}ada.png",
+        "https://cdn.example.com/a\nda.png",
+        "java\tscript:alert(1)",
+        "https://ada:secret@cdn.example.com/ada.png",
+    ] {
+        app.patch("/user", json!({ "key": "avatar", "avatar": bad }))
+            .await
+            .expect_error(400, "INVALID_FIELD", "avatar");
+    }
+    let stored = app.user(&user.id).await.avatar;
+    assert_eq!(stored, "https://cdn.example.com/ada.png");
+}
+
 #[tokio::test]
 async fn unknown_or_missing_key_is_named() {
     let (app, _) = TestApp::signed_in().await;

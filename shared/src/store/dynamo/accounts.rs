@@ -5,12 +5,78 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, Update};
 
 use super::guesses::Committed;
 use super::items::{
-    Guard, Item, email_key, from_item, lark_key, n, phone_key, s, to_item, to_value, user_key,
+    Guard, Item, email_key, from_item, lark_key, n, phone_key, s, session_key, to_item, to_value,
+    user_key,
 };
 use super::{ConditionalResult, DynamoStore, Write, failed};
 use crate::clock::Timestamp;
 use crate::model::User;
 use crate::store::{Accounts, Settle, StoreError, StoreResult, Unique, UserChange};
+
+/// The condition that the item's credential version is `version` (accounts
+/// from before it was kept have none: version 0), and the value it names `:cv`.
+pub(super) fn at_version(version: u64) -> (&'static str, AttributeValue) {
+    let condition = if version == 0 {
+        "(attribute_not_exists(cred_version) OR cred_version = :cv)"
+    } else {
+        "cred_version = :cv"
+    };
+    (condition, n(version))
+}
+
+/// The update of one profile attribute for a change other than email, phone
+/// or Lark; and whether it moves the credential version on.
+struct ProfileWrite {
+    attr: &'static str,
+    value: AttributeValue,
+    bump: bool,
+}
+
+impl ProfileWrite {
+    fn of(change: UserChange) -> StoreResult<Self> {
+        let bump = change.ends_sessions();
+        let (attr, value) = match change {
+            UserChange::Name(v) => ("name", s(v)),
+            UserChange::Avatar(v) => ("avatar", s(v)),
+            UserChange::Password { hash, .. } => ("password", s(hash.expose().clone())),
+            UserChange::Active(v) => ("active", AttributeValue::Bool(v)),
+            UserChange::Totp(v) => ("totp", to_value(&v)?),
+            UserChange::Email(_) | UserChange::Phone(_) | UserChange::Lark(_) => {
+                return Err(StoreError::corrupt(
+                    "change",
+                    "guarded changes move a guard",
+                ));
+            }
+        };
+        Ok(ProfileWrite { attr, value, bump })
+    }
+
+    fn expression(&self) -> &'static str {
+        if self.bump {
+            "SET #a = :v, updated_at = :now ADD cred_version :one"
+        } else {
+            "SET #a = :v, updated_at = :now"
+        }
+    }
+}
+
+/// Puts a [`ProfileWrite`] on an update, of an `UpdateItem` or of a
+/// transaction (two builder types with the same methods).
+macro_rules! set_profile {
+    ($update:expr, $write:expr, $now:expr) => {{
+        let write: ProfileWrite = $write;
+        let update = $update
+            .update_expression(write.expression())
+            .expression_attribute_names("#a", write.attr)
+            .expression_attribute_values(":v", write.value)
+            .expression_attribute_values(":now", n($now));
+        if write.bump {
+            update.expression_attribute_values(":one", n(1))
+        } else {
+            update
+        }
+    }};
+}
 
 impl DynamoStore {
     async fn user_via_guard(&self, guard: Item) -> StoreResult<Option<User>> {
@@ -20,23 +86,20 @@ impl DynamoStore {
         }
     }
 
-    /// Sets one attribute of the user, which must exist.
+    /// Sets one attribute of the user, which must exist (and moves its
+    /// credential version on, if the change does).
     async fn update_profile(
         &self,
         id: &str,
-        attr: &str,
-        value: AttributeValue,
+        write: ProfileWrite,
         now: Timestamp,
     ) -> StoreResult<()> {
         let updated = self
             .send(|t| {
-                t.update(user_key(id))
-                    .update_expression("SET #a = :v, updated_at = :now")
-                    .condition_expression("attribute_exists(pk)")
-                    .expression_attribute_names("#a", attr)
-                    .expression_attribute_values(":v", value)
-                    .expression_attribute_values(":now", n(now))
-                    .send()
+                let update = t
+                    .update(user_key(id))
+                    .condition_expression("attribute_exists(pk)");
+                set_profile!(update, write, now).send()
             })
             .await
             .conditional()?;
@@ -52,7 +115,7 @@ impl DynamoStore {
         settle: &Settle,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        let (attr, value) = match change {
+        let (write, keep) = match change {
             UserChange::Email(email) => {
                 let old = Some(user.email.clone());
                 return self
@@ -74,18 +137,50 @@ impl DynamoStore {
                 };
                 return self.move_guard_with(user, moved, now, settle).await;
             }
-            other => profile_value(other)?,
+            UserChange::Password { hash, keep } => (
+                ProfileWrite::of(UserChange::Password { hash, keep: None })?,
+                keep,
+            ),
+            other => (ProfileWrite::of(other)?, None),
         };
-        let update = Update::builder()
-            .set_key(Some(user_key(&user.id)))
-            .update_expression("SET #a = :v, updated_at = :now")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_names("#a", attr)
-            .expression_attribute_values(":v", value)
-            .expression_attribute_values(":now", n(now));
-        match self.commit(vec![Write::Update(update)], settle).await? {
+        let update = Update::builder().set_key(Some(user_key(&user.id)));
+        let mut writes = vec![];
+        match &keep {
+            // The version moves on from the one read, and the session kept
+            // moves with it if it was at that version: a change racing a
+            // reset or another change cannot keep a session alive.
+            Some(id) => {
+                let (condition, at) = at_version(user.cred_version);
+                let update = update
+                    .condition_expression(format!("attribute_exists(pk) AND {condition}"))
+                    .expression_attribute_values(":cv", at.clone());
+                writes.push(Write::Update(set_profile!(update, write, now)));
+                writes.push(Write::Update(
+                    Update::builder()
+                        .set_key(Some(session_key(&user.id, id)))
+                        .update_expression("SET cred_version = :next")
+                        .condition_expression(format!(
+                            "attribute_exists(pk) AND expires_at > :now AND {condition}"
+                        ))
+                        .expression_attribute_values(":cv", at)
+                        .expression_attribute_values(":next", n(user.cred_version + 1))
+                        .expression_attribute_values(":now", n(now)),
+                ));
+            }
+            // Nothing to settle: one plain UpdateItem (a transaction costs twice as much).
+            None if settle.is_empty() => {
+                self.update_profile(&user.id, write, now).await?;
+                return Ok(true);
+            }
+            None => {
+                let update = update.condition_expression("attribute_exists(pk)");
+                writes.push(Write::Update(set_profile!(update, write, now)));
+            }
+        }
+        match self.commit(writes, settle).await? {
             Committed::Done => Ok(true),
             Committed::Lost => Ok(false),
+            Committed::Refused(_) if keep.is_some() => Err(StoreError::Changed),
             Committed::Refused(_) => Err(StoreError::NoSuchUser),
         }
     }
@@ -192,23 +287,6 @@ struct GuardMove {
     value: AttributeValue,
 }
 
-/// The profile attribute a change other than email, phone or Lark sets, and its value.
-fn profile_value(change: UserChange) -> StoreResult<(&'static str, AttributeValue)> {
-    Ok(match change {
-        UserChange::Name(v) => ("name", s(v)),
-        UserChange::Avatar(v) => ("avatar", s(v)),
-        UserChange::Password(v) => ("password", s(v.expose().clone())),
-        UserChange::Active(v) => ("active", AttributeValue::Bool(v)),
-        UserChange::Totp(v) => ("totp", to_value(&v)?),
-        UserChange::Email(_) | UserChange::Phone(_) | UserChange::Lark(_) => {
-            return Err(StoreError::corrupt(
-                "change",
-                "guarded changes move a guard",
-            ));
-        }
-    })
-}
-
 #[async_trait]
 impl Accounts for DynamoStore {
     async fn insert_user(&self, user: &User) -> StoreResult<()> {
@@ -282,18 +360,22 @@ impl Accounts for DynamoStore {
     }
 
     async fn update_user(&self, id: &str, change: UserChange, now: Timestamp) -> StoreResult<()> {
-        let (attr, value) = match change {
-            UserChange::Email(_) | UserChange::Phone(_) | UserChange::Lark(_) => {
-                let user = self.user(id).await?.ok_or(StoreError::NoSuchUser)?;
-                if matches!(&change, UserChange::Phone(p) if *p == user.phone) {
-                    return Ok(());
-                }
-                let settle = Settle::default();
-                self.change_user(&user, change, &settle, now).await?;
-                return Ok(());
-            }
-            other => profile_value(other)?,
+        let reads_first = match &change {
+            UserChange::Email(_) | UserChange::Phone(_) | UserChange::Lark(_) => true,
+            UserChange::Password { keep, .. } => keep.is_some(),
+            _ => false,
         };
-        self.update_profile(id, attr, value, now).await
+        if !reads_first {
+            return self
+                .update_profile(id, ProfileWrite::of(change)?, now)
+                .await;
+        }
+        let user = self.user(id).await?.ok_or(StoreError::NoSuchUser)?;
+        if matches!(&change, UserChange::Phone(p) if *p == user.phone) {
+            return Ok(());
+        }
+        self.change_user(&user, change, &Settle::default(), now)
+            .await?;
+        Ok(())
     }
 }

@@ -13,13 +13,14 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, Update,
 };
 
+use super::accounts::at_version;
 use super::guesses::Committed;
 use super::items::{
-    from_item, n, s, session_key, session_sk, to_item, to_value, user_key, user_pk,
+    from_item, n, s, session_key, session_sk, take, to_item, to_value, user_key, user_pk,
 };
 use super::{ConditionalResult, DynamoStore, Table, Write, failed};
 use crate::clock::Timestamp;
-use crate::model::{LoginRecord, RefreshCodes, RefreshIssue, RefreshRedemption, Session};
+use crate::model::{LoginRecord, RefreshCodes, RefreshIssue, RefreshRedemption, Session, User};
 use crate::sessions::{PENDING_REFRESH_CODES, READ_AT_MOST};
 use crate::store::records::{live, newest_first};
 use crate::store::{Sessions, Settle, StoreError, StoreResult};
@@ -89,7 +90,7 @@ fn issue(
             .condition_expression(format!("{ALIVE} AND attribute_not_exists(refresh_codes)"))
             .expression_attribute_values(":codes", AttributeValue::M(codes));
     }
-    let (update, stale) = remove_codes(update, &view.expired(now, digest));
+    let (update, stale) = remove_codes(update, &view.expired(now, &[digest.to_string()]));
     let mut expression = format!("SET refresh_codes.#new = :expires, {credit}");
     if !stale.is_empty() {
         expression += &format!(" REMOVE {}", stale.join(", "));
@@ -113,18 +114,25 @@ impl Sessions for DynamoStore {
         settle: &Settle,
     ) -> StoreResult<bool> {
         let item = to_item(session_key(&session.user_id, &session.id), session)?;
+        // The account as the login read it: still active, at the credential
+        // version the session carries (no reset, password change or disable
+        // landed since); and the TOTP step not used yet.
+        let (at_version, version) = at_version(session.cred_version);
+        let valid = format!("attribute_exists(pk) AND active = :active AND {at_version}");
         let (set, condition) = match settle.totp_step {
             Some(_) => (
                 "ADD sessions :one SET history = :h, totp.last_step = :s",
-                "attribute_exists(pk) AND totp.last_step < :s",
+                format!("{valid} AND totp.last_step < :s"),
             ),
-            None => ("ADD sessions :one SET history = :h", "attribute_exists(pk)"),
+            None => ("ADD sessions :one SET history = :h", valid),
         };
         let user = Update::builder()
             .set_key(Some(user_key(&session.user_id)))
             .update_expression(set)
             .condition_expression(condition)
             .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":active", AttributeValue::Bool(true))
+            .expression_attribute_values(":cv", version)
             .expression_attribute_values(":h", to_value(login)?);
         let user = match settle.totp_step {
             Some(step) => user.expression_attribute_values(":s", n(step)),
@@ -137,11 +145,56 @@ impl Sessions for DynamoStore {
         match self.commit(writes, settle).await? {
             Committed::Done => Ok(true),
             Committed::Lost => Ok(false),
-            // A TOTP step used meanwhile, or the account is gone.
-            Committed::Refused(c) if failed(&c, 1) && settle.totp_step.is_some() => Ok(false),
-            Committed::Refused(c) if failed(&c, 1) => Err(StoreError::NoSuchUser),
+            // The account changed (or went) since the login read it, or the
+            // TOTP step was used meanwhile.
+            Committed::Refused(c) if failed(&c, 1) => Ok(false),
             Committed::Refused(c) => Err(StoreError::unavailable(c)),
         }
+    }
+
+    /// One transaction: the session's `auth_time`, the TOTP step (if one was
+    /// used), and what the attempt gives back.
+    async fn reauthenticate(
+        &self,
+        session: &Session,
+        settle: &Settle,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut writes = vec![Write::Update(
+            Update::builder()
+                .set_key(Some(session_key(&session.user_id, &session.id)))
+                .update_expression("SET auth_time = :now")
+                .condition_expression(ALIVE)
+                .expression_attribute_values(":now", n(now)),
+        )];
+        if let Some(step) = settle.totp_step {
+            writes.push(Write::Update(
+                Update::builder()
+                    .set_key(Some(user_key(&session.user_id)))
+                    .update_expression("SET totp.last_step = :s")
+                    .condition_expression("totp.last_step < :s")
+                    .expression_attribute_values(":s", n(step)),
+            ));
+        }
+        match self.commit(writes, settle).await? {
+            Committed::Done => Ok(true),
+            // The session ended, or the step was used, meanwhile.
+            Committed::Lost | Committed::Refused(_) => Ok(false),
+        }
+    }
+
+    /// One BatchGetItem of the session and the profile, consistent reads.
+    async fn session_and_user(
+        &self,
+        user_id: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> StoreResult<(Option<Session>, Option<User>)> {
+        let (session, user) = (session_key(user_id, id), user_key(user_id));
+        let mut items = self.get_many(vec![session.clone(), user.clone()]).await?;
+        let session = take(&mut items, &session).map(from_item).transpose()?;
+        let user = take(&mut items, &user).map(from_item).transpose()?;
+        Ok((live(session, now), user))
     }
 
     async fn session(
@@ -279,7 +332,7 @@ impl Sessions for DynamoStore {
             }
             if view.stored() >= cap {
                 // Expired entries fill the map: removing them only shrinks it.
-                let expired = view.expired(now, "");
+                let expired = view.expired(now, &[]);
                 let pruned = self
                     .send(|t| {
                         let (update, stale) = remove_codes(t.update(key.clone()), &expired);
@@ -327,22 +380,26 @@ impl Sessions for DynamoStore {
     }
 
     /// One Update that takes the try (`refresh_tries < refresh_limit`, else
-    /// refused untried) and removes the presented digest's entry, returning the
-    /// item as it was: the code was right if its entry was there and live. Of
-    /// concurrent exchanges of one code, only the first sees its entry.
+    /// refused untried) and removes the entries of every presented digest (one
+    /// per server key in force), returning the item as it was: the code was
+    /// right if one of its entries was there and live. Of concurrent exchanges
+    /// of one code, only the first sees its entry.
     async fn redeem_refresh_code(
         &self,
         seen: &Session,
-        digest: &str,
+        digests: &[String],
         now: Timestamp,
     ) -> StoreResult<Option<RefreshRedemption>> {
         let key = session_key(&seen.user_id, &seen.id);
-        let expired = seen.refresh.expired(now, digest);
+        let removed: Vec<String> = digests
+            .iter()
+            .cloned()
+            .chain(seen.refresh.expired(now, digests))
+            .collect();
         let tried = self
             .send(|t| {
                 let update = t
                     .update(key)
-                    .expression_attribute_names("#d", digest)
                     .expression_attribute_values(":one", n(1))
                     .expression_attribute_values(":now", n(now))
                     .condition_expression(format!("{ALIVE} AND refresh_tries < refresh_limit"))
@@ -350,14 +407,11 @@ impl Sessions for DynamoStore {
                     .return_values_on_condition_check_failure(
                         ReturnValuesOnConditionCheckFailure::AllOld,
                     );
-                let (update, stale) = remove_codes(update, &expired);
-                let removed = std::iter::once("refresh_codes.#d".to_string())
-                    .chain(stale)
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let (update, paths) = remove_codes(update, &removed);
                 update
                     .update_expression(format!(
-                        "SET refresh_tries = refresh_tries + :one REMOVE {removed}"
+                        "SET refresh_tries = refresh_tries + :one REMOVE {}",
+                        paths.join(", ")
                     ))
                     .send()
             })
@@ -366,7 +420,7 @@ impl Sessions for DynamoStore {
         let outcome = match tried {
             Ok(out) => {
                 let before: Session = from_item(out.attributes.unwrap_or_default())?;
-                if before.refresh.is_live(digest, now) {
+                if digests.iter().any(|d| before.refresh.is_live(d, now)) {
                     RefreshRedemption::Accepted
                 } else {
                     RefreshRedemption::Rejected

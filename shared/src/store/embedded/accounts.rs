@@ -3,9 +3,10 @@
 use async_trait::async_trait;
 
 use super::EmbeddedStore;
-use super::items::{Tx, email_key, lark_key, phone_key, user_key};
+use super::items::{Tx, email_key, lark_key, phone_key, session_key, user_key};
 use crate::clock::Timestamp;
-use crate::model::User;
+use crate::model::{Session, User};
+use crate::store::records::live;
 use crate::store::{Accounts, StoreError, StoreResult, Unique, UserChange};
 
 #[async_trait]
@@ -65,6 +66,7 @@ impl Tx<'_> {
         now: Timestamp,
     ) -> StoreResult<()> {
         let mut user = self.user(id)?;
+        let bumps = change.ends_sessions();
         match change {
             UserChange::Email(email) => {
                 let (old, new) = (email_key(&user.email), email_key(&email));
@@ -89,7 +91,12 @@ impl Tx<'_> {
             }
             UserChange::Name(name) => user.name = name,
             UserChange::Avatar(avatar) => user.avatar = avatar,
-            UserChange::Password(hash) => user.password = hash,
+            UserChange::Password { hash, keep } => {
+                if let Some(keep) = keep {
+                    self.move_session_along(&user, &keep, now)?;
+                }
+                user.password = hash;
+            }
             UserChange::Totp(totp) => user.totp = totp,
             UserChange::Lark(lark) => {
                 let (old, new) = (
@@ -109,8 +116,25 @@ impl Tx<'_> {
             }
             UserChange::Active(active) => user.active = active,
         }
+        if bumps {
+            user.cred_version += 1;
+        }
         user.updated_at = now;
         self.put(&user_key(id), &user)
+    }
+
+    /// Stamps session `id` of `user` with the credential version that
+    /// `user`'s change is about to set, if it is live and valid until now.
+    fn move_session_along(&mut self, user: &User, id: &str, now: Timestamp) -> StoreResult<()> {
+        let key = session_key(&user.id, id);
+        let Some(mut session) = live(self.get::<Session>(&key)?, now) else {
+            return Err(StoreError::Changed);
+        };
+        if !session.is_valid_for(user) {
+            return Err(StoreError::Changed);
+        }
+        session.cred_version = user.cred_version + 1;
+        self.put(&key, &session)
     }
 }
 

@@ -115,6 +115,17 @@ impl EmbeddedStore {
         get(&table, key)
     }
 
+    /// Two records from one consistent snapshot.
+    fn read_two<A: DeserializeOwned, B: DeserializeOwned>(
+        &self,
+        a: &str,
+        b: &str,
+    ) -> StoreResult<(Option<A>, Option<B>)> {
+        let txn = self.db.begin_read().map_err(StoreError::unavailable)?;
+        let table = txn.open_table(ITEMS).map_err(StoreError::unavailable)?;
+        Ok((get(&table, a)?, get(&table, b)?))
+    }
+
     /// The records of the last `n` keys with `prefix`, last key first.
     fn read_prefix_newest<T: DeserializeOwned>(
         &self,

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use super::EmbeddedStore;
 use super::items::{Tx, keys_with_prefix, session_key, session_prefix, user_key};
 use crate::clock::Timestamp;
-use crate::model::{LoginRecord, RefreshIssue, RefreshRedemption, Session};
+use crate::model::{LoginRecord, RefreshIssue, RefreshRedemption, Session, User};
 use crate::sessions::{PENDING_REFRESH_CODES, READ_AT_MOST};
 use crate::store::records::{live, newest_first};
 use crate::store::{Sessions, Settle, StoreResult};
@@ -28,7 +28,12 @@ impl Sessions for EmbeddedStore {
     ) -> StoreResult<bool> {
         let (session, login, settle) = (session.clone(), login.clone(), settle.clone());
         self.write(move |tx| {
-            let mut user = tx.user(&session.user_id)?;
+            let Some(mut user) = tx.get::<User>(&user_key(&session.user_id))? else {
+                return Ok(false);
+            };
+            if !session.is_valid_for(&user) {
+                return Ok(false);
+            }
             if let Some(step) = settle.totp_step {
                 match user.totp.as_mut() {
                     Some(totp) if step > totp.last_step => totp.last_step = step,
@@ -46,6 +51,51 @@ impl Sessions for EmbeddedStore {
             Ok(true)
         })
         .await
+    }
+
+    async fn reauthenticate(
+        &self,
+        session: &Session,
+        settle: &Settle,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let (key, user_id, settle) = (
+            session_key(&session.user_id, &session.id),
+            session.user_id.clone(),
+            settle.clone(),
+        );
+        self.write(move |tx| {
+            let Some(mut session) = live(tx.get::<Session>(&key)?, now) else {
+                return Ok(false);
+            };
+            if !tx.code_unspent(&settle)? {
+                return Ok(false);
+            }
+            if let Some(step) = settle.totp_step {
+                let mut user = tx.user(&user_id)?;
+                match user.totp.as_mut() {
+                    Some(totp) if step > totp.last_step => totp.last_step = step,
+                    _ => return Ok(false),
+                }
+                tx.put(&user_key(&user_id), &user)?;
+            }
+            session.auth_time = Some(now);
+            tx.put(&key, &session)?;
+            tx.settle(&settle)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// One snapshot read of both.
+    async fn session_and_user(
+        &self,
+        user_id: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> StoreResult<(Option<Session>, Option<User>)> {
+        let (session, user) = self.read_two(&session_key(user_id, id), &user_key(user_id))?;
+        Ok((live(session, now), user))
     }
 
     async fn session(
@@ -150,16 +200,16 @@ impl Sessions for EmbeddedStore {
     async fn redeem_refresh_code(
         &self,
         seen: &Session,
-        digest: &str,
+        digests: &[String],
         now: Timestamp,
     ) -> StoreResult<Option<RefreshRedemption>> {
         let key = session_key(&seen.user_id, &seen.id);
-        let digest = digest.to_string();
+        let digests = digests.to_vec();
         self.write(move |tx| {
             let Some(mut session) = tx.live_session(&key, now)? else {
                 return Ok(None);
             };
-            let outcome = session.refresh.redeem(&digest, now);
+            let outcome = session.refresh.redeem(&digests, now);
             if outcome != RefreshRedemption::Refused {
                 tx.put(&key, &session)?;
             }

@@ -22,6 +22,7 @@ fn user(id: &str, email: &str) -> User {
         history: None,
         created_at: 1,
         updated_at: 1,
+        cred_version: 0,
     }
 }
 
