@@ -19,6 +19,7 @@ use shared::error::Failure;
 use shared::http::{Auth, Client, Query, cookies};
 use shared::lark::{self, LarkClient};
 use shared::model::{LarkFlow, LarkIdentity, LinkRequest, LoginMethod};
+use shared::notices::{self, Notice};
 use shared::store::{Lookup, Settle, StoreError, UserChange};
 use shared::{ApiError, ApiResult, AppState};
 use utoipa::IntoParams;
@@ -60,14 +61,16 @@ pub(crate) struct Callback {
     description = "Begins a Lark sign-in, or a link to the signed-in account: sets the \
         `LARK_STATE` cookie (HttpOnly, 10 minutes) and redirects to Lark's authorize page. \
         `GET /options?type=collaboration` answers this URL as `url`. To link, the request \
-        carries the `TOKEN` cookie.",
+        carries the `TOKEN` cookie of a recent sign-in.",
     params(Begin),
     responses(
         (status = 302, description = "To Lark's authorize page (`LARK_AUTH_URL` with `client_id`, \
             `redirect_uri`, the state nonce and a PKCE challenge), setting `LARK_STATE`; or, \
             refused, to the console's failure route with the code in the fragment: \
             `INVALID_FIELD` (`state` is not the console's JSON), `UNAUTHENTICATED` or \
-            `SESSION_ENDED` (linking needs a session), `SERVICE_UNAVAILABLE`.",
+            `SESSION_ENDED` (linking needs a session), `REAUTHENTICATE` (linking needs a \
+            sign-in within `REAUTH_WINDOW`: `POST /user/reauthenticate`, then start again), \
+            `SERVICE_UNAVAILABLE`.",
             headers(
                 ("Location" = String, description = "Lark's authorize page, or the console's failure route"),
                 ("Set-Cookie" = String, description = "`LARK_STATE`: the flow's nonce"),
@@ -116,9 +119,12 @@ async fn start(state: &AppState, parts: &mut Parts, intent: Option<&str>) -> Api
 }
 
 /// The signed-in session a link is for. Linking is a change a stolen session
-/// must not make: the one place its checks are made, before Lark is asked.
+/// must not make, so it needs a recent sign-in (step-up, `REAUTH_WINDOW`):
+/// checked here, before Lark is asked. The flow then lives `FLOW_TTL` at most
+/// and is bound to this browser.
 async fn link_request(state: &AppState, parts: &mut Parts) -> ApiResult<LinkRequest> {
     let auth = Auth::from_request_parts(parts, state).await?;
+    auth.require_recent(state)?;
     Ok(LinkRequest {
         user_id: auth.user_id,
         session_id: auth.session_id,
@@ -261,7 +267,9 @@ fn is_code(code: &str) -> bool {
 }
 
 /// Links `identity` to the account whose session began the flow, if that
-/// session is still alive: the guard and the account in one transaction.
+/// session may still act for it (alive, the account active at the
+/// credentials it began under): the guard and the account in one
+/// transaction; then the owner is told.
 async fn link_to(
     state: &AppState,
     link: &LinkRequest,
@@ -269,17 +277,26 @@ async fn link_to(
 ) -> ApiResult<Response> {
     let now = state.now();
     let store = &state.store;
-    let session = store.session(&link.user_id, &link.session_id, now).await?;
-    session.ok_or(ApiError::SessionEnded)?;
-    let user = store.user(&link.user_id).await?;
-    let user = user.filter(|u| u.active).ok_or(ApiError::SessionEnded)?;
+    let (session, user) = store
+        .session_and_user(&link.user_id, &link.session_id, now)
+        .await?;
+    let session = session.ok_or(ApiError::SessionEnded)?;
+    let user = user
+        .filter(|u| session.is_valid_for(u))
+        .ok_or(ApiError::SessionEnded)?;
     let change = UserChange::Lark(Some(identity));
+    let notice = Notice::of_change(&change, false);
     match store
         .settle_change(&user, change, &Settle::default(), now)
         .await
     {
-        Ok(_) => Ok(redirect(&console(state, "authorized"))),
-        Err(StoreError::NoSuchUser) => Err(ApiError::SessionEnded),
+        Ok(_) => {
+            if let Some(notice) = notice {
+                notices::send(state, &user.email, notice).await;
+            }
+            Ok(redirect(&console(state, "authorized")))
+        }
+        Err(StoreError::NoSuchUser | StoreError::Changed) => Err(ApiError::SessionEnded),
         Err(e) => Err(e.into()),
     }
 }

@@ -367,3 +367,88 @@ async fn a_store_outage_is_a_failure_redirect() {
     assert_eq!(b.cookie("TOKEN"), None);
     succeeded(&round(&b, &lark, SIGN_IN).await);
 }
+
+/// The mails to `to`, oldest first, as (subject, text).
+fn mails_to(app: &TestApp, to: &str) -> Vec<(String, String)> {
+    app.notifier
+        .outbox()
+        .into_iter()
+        .filter_map(|m| match m {
+            shared::notify::Message::Mail {
+                to: r,
+                subject,
+                text,
+                ..
+            } if r == to => Some((subject, text)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Linking is a sensitive change (step-up): a session older than
+/// `REAUTH_WINDOW` is refused before Lark, with `REAUTHENTICATE`, and links
+/// once `POST /user/reauthenticate` has made it recent again.
+#[tokio::test]
+async fn a_stale_session_must_reauthenticate_to_link() {
+    let (app, lark) = with_lark().await;
+    let ada = app.add_user("ada@example.com").await;
+    app.sign_in("ada@example.com", PASSWORD).await;
+    app.advance(601);
+    let r = app.get(&super::authorize_path(LINK)).await;
+    failed(&r, "REAUTHENTICATE");
+    assert_eq!(r.set_cookie("LARK_STATE"), None, "no flow begun");
+    assert_eq!(lark.calls(Call::Token), 0);
+    assert_eq!(app.user(&ada.id).await.lark, None);
+    app.post("/user/reauthenticate", json!({ "password": PASSWORD }))
+        .await
+        .expect(204);
+    succeeded(&round(&app, &lark, LINK).await);
+    assert!(app.user(&ada.id).await.lark.is_some());
+}
+
+/// The owner hears of a link, and of a Lark sign-in from a new device, as
+/// of every other; the notices name no secret.
+#[tokio::test]
+async fn a_link_and_a_new_devices_lark_sign_in_are_noticed() {
+    let (app, lark, _) = ada_linked().await;
+    let mails = mails_to(&app, "ada@example.com");
+    let (subject, _) = mails.last().expect("a notice of the link");
+    assert!(subject.contains("linked to a Lark account"), "{subject}");
+    let before = mails.len();
+    let b = app.browser_at("198.51.100.23");
+    succeeded(&round(&b, &lark, SIGN_IN).await);
+    let mails = mails_to(&app, "ada@example.com");
+    assert_eq!(mails.len(), before + 1, "{mails:?}");
+    let (subject, text) = mails.last().unwrap();
+    assert!(subject.contains("New sign-in"), "{subject}");
+    assert!(
+        text.contains("198.51.100.23") && text.contains("Lark"),
+        "{text}"
+    );
+    for token in lark.tokens() {
+        assert!(!text.contains(&token));
+    }
+}
+
+/// A password change while the person is at Lark ends the session that
+/// began the link (issue 12's credential version): nothing is linked.
+#[tokio::test]
+async fn a_password_change_meanwhile_ends_the_link() {
+    let (app, lark) = with_lark().await;
+    let ada = app.add_user("ada@example.com").await;
+    app.sign_in("ada@example.com", PASSWORD).await;
+    let at = to_lark(&app, &lark, LINK).await;
+    let other = app.signed_in_as("ada@example.com").await;
+    other
+        .post(
+            "/user/password",
+            json!({ "old": PASSWORD, "password": "a brand new passphrase" }),
+        )
+        .await
+        .expect(204);
+    failed(
+        &app.get(&callback_path(&lark.approve(&at))).await,
+        "SESSION_ENDED",
+    );
+    assert_eq!(app.user(&ada.id).await.lark, None);
+}
