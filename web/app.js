@@ -512,12 +512,60 @@ function totpCard(user) {
   return card;
 }
 
+const METHODS = { password: "password", sms: "SMS code", totp: "authenticator", lark: "Lark" };
+
+/** The signed-in devices (`GET /user/sessions`), each but this one with its own sign-out. */
+function devicesCard({ sessions, total }) {
+  const item = (s) =>
+    h(
+      "li",
+      { "data-session": s.id },
+      h("strong", {}, s.user_agent || "Unnamed browser"),
+      h(
+        "span",
+        { class: "muted" },
+        ` ${s.ip} · signed in ${when(s.signed_in)}${s.method ? ` by ${METHODS[s.method] || s.method}` : ""} · last seen ${when(s.last_seen)}`,
+      ),
+      s.current
+        ? h("em", {}, " (this browser)")
+        : removeButton(`end-${s.id}`, "Sign out", `/user/sessions/${encodeURIComponent(s.id)}`, "That device is signed out."),
+    );
+  const others = sessions.filter((s) => !s.current).length;
+  const slot = h("p", { class: "error", role: "alert", hidden: true });
+  const endOthers = h("button", { type: "button", class: "danger", id: "end-others", disabled: others === 0 }, "Sign out everywhere else");
+  endOthers.addEventListener("click", () =>
+    guarded(endOthers, slot, async () => {
+      const { ended } = await api.delete("/user/sessions");
+      await shown(`${ended} other device${ended === 1 ? " is" : "s are"} signed out.`);
+    }),
+  );
+  return h(
+    "section",
+    { class: "card", id: "devices" },
+    h("h2", {}, "Devices"),
+    h("p", { class: "muted" }, `${total} signed-in device${total === 1 ? "" : "s"}${total > sessions.length ? ` (the newest ${sessions.length} shown)` : ""}.`),
+    h("ul", { class: "devices" }, sessions.map(item)),
+    endOthers,
+    slot,
+  );
+}
+
 async function accountView() {
-  const user = await api.get("/user");
+  const [user, devices] = await Promise.all([api.get("/user"), api.get("/user/sessions")]);
   $("#who").textContent = user.email;
   $("#logout").hidden = false;
   const lark = larkCard(user, await larkUrl());
-  return h("div", { class: "stack" }, profileCard(user), editCard(user), passwordCard(), phoneCard(user), totpCard(user), lark);
+  return h(
+    "div",
+    { class: "stack" },
+    profileCard(user),
+    editCard(user),
+    passwordCard(),
+    phoneCard(user),
+    totpCard(user),
+    lark,
+    devicesCard(devices),
+  );
 }
 
 // ------------------------------------------------------------------ routing

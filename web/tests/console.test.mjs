@@ -468,9 +468,10 @@ for (const layout of LAYOUTS.filter((l) => !backend.sameOriginOnly || !l.console
       await open();
       await atAccount();
       // The API's answer to a stale session (the real window is 10 minutes).
+      let stubbed = false;
       await page.route("**/user", async (route) => {
-        if (route.request().method() !== "PATCH") return route.continue();
-        await page.unroute("**/user");
+        if (route.request().method() !== "PATCH" || stubbed) return route.continue();
+        stubbed = true;
         await route.fulfill({
           status: 401,
           contentType: "application/json",
@@ -490,7 +491,33 @@ for (const layout of LAYOUTS.filter((l) => !backend.sameOriginOnly || !l.console
       assert.equal(confirmed.status(), 204);
       await page.locator("#reauth").waitFor({ state: "detached" });
       const again = await step("the change again", () => submit("#set-email", "PATCH", "/user"));
+      await page.unroute("**/user");
       assert.equal(again.status(), 204);
+    });
+
+    test("the device list shows another browser's sign-in and signs it out at once", async (step) => {
+      const second = await launch({ hosts: HOSTS });
+      try {
+        second.context.setDefaultTimeout(10_000);
+        const other = await second.context.newPage();
+        await step("sign in from a second browser", () => signInWithPassword(password, other));
+        await open();
+        await atAccount();
+        const others = page.locator("#devices li:not(:has(em))");
+        assert.ok((await others.count()) >= 1, "the other browser is listed");
+        assert.equal(await page.locator("#devices li:has(em)").count(), 1, "this browser, once");
+        assert.equal(await verify(other), 204);
+        const [answer] = await Promise.all([
+          page.waitForResponse((r) => r.request().method() === "DELETE" && new URL(r.url()).pathname === "/user/sessions"),
+          page.click("#end-others"),
+        ]);
+        assert.equal(answer.status(), 200);
+        await step("signed out everywhere else", () => page.locator("#devices li:not(:has(em))").first().waitFor({ state: "detached" }));
+        assert.equal(await verify(other), 401, "the other browser's session ended at once");
+        assert.equal(await verify(), 204, "this one carries on");
+      } finally {
+        await second.close();
+      }
     });
 
     test("after sign-out in one tab, the other is sent to sign-in by its next 401", async (step) => {

@@ -172,28 +172,21 @@ impl TestApp {
     /// This server (same store, outbox and clock) under other server keys: a
     /// rotation test's, read from a secret or swapped in place.
     pub fn with_keys(self, keys: ServerKeys) -> TestApp {
-        let state = &self.state;
-        let state = AppState::with_keys(
-            state.config.clone(),
-            keys,
-            state.store.clone(),
-            self.notifier.clone(),
-            self.clock.clone(),
-        )
-        .unwrap();
-        TestApp {
-            router: planx::app(state.clone()),
-            state,
-            ..self
-        }
+        let store = self.state.store.clone();
+        self.rebuilt(keys, store)
     }
 
     /// This server (same configuration, outbox and clock) on `store`: a
     /// wrapper of this one's (see `paused.rs`).
     pub fn with_store(self, store: Arc<dyn Store>) -> TestApp {
+        let keys = self.state.keys.clone();
+        self.rebuilt(keys, store)
+    }
+
+    fn rebuilt(self, keys: ServerKeys, store: Arc<dyn Store>) -> TestApp {
         let state = AppState::with_keys(
             self.state.config.clone(),
-            self.state.keys.clone(),
+            keys,
             store,
             self.notifier.clone(),
             self.clock.clone(),

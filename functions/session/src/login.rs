@@ -9,14 +9,14 @@ use serde::Deserialize;
 use shared::codes::{self, Channel, Floor, Issue};
 use shared::device::{self, Device};
 use shared::http::cookies::SetCookie;
-use shared::http::{Client, Json, Query};
+use shared::http::{Client, Json, PhoneQuery, Query};
 use shared::model::{LoginMethod, LoginRecord, Purpose, Session, User};
 use shared::notices::{self, Notice};
 use shared::secret::Secret;
 use shared::store::{CodeRef, Lookup, Settle};
 use shared::throttle::{self, Began, Guess, GuessKind};
 use shared::{ApiError, ApiResult, AppState, password, sessions, totp, validate};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use crate::token_cookie;
 
@@ -136,15 +136,6 @@ pub(crate) async fn login(
     }
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct PhoneQuery {
-    /// A phone number in E.164 form, e.g. `+14155550123` (`%2B`; a raw `+`,
-    /// which decodes to a space, is read as `+` too).
-    #[param(pattern = r"^\+[1-9][0-9]{6,14}$", example = "+14155550123")]
-    phone: String,
-}
-
 /// Sends a sign-in code to a phone. Answers 204 whether or not an account has
 /// that phone, and sends nothing if none (or a disabled one) does; in the same
 /// time either way (`CODE_RESPONSE_FLOOR_MS`), and the same if SNS fails.
@@ -165,7 +156,7 @@ pub(crate) async fn sms_code(
     Query(q): Query<PhoneQuery>,
 ) -> ApiResult<StatusCode> {
     let floor = Floor::start(&state);
-    let phone = validate::phone_query("phone", &q.phone)?;
+    let phone = q.phone()?;
     let channel = Channel::Sms(phone.clone());
     let permit = codes::permit(&state, &client.ip, &channel).await?;
     let user = state.store.user_by_phone(&phone).await?;

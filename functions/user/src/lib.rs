@@ -14,10 +14,12 @@ mod unset;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
-use shared::http::Auth;
+use shared::device::Device;
+use shared::http::{Auth, Client};
 use shared::model::User;
 use shared::notices::{self, Notice};
-use shared::store::{Settle, StoreError, UserChange};
+use shared::store::{Lookup, Settle, StoreError, UserChange};
+use shared::throttle::{self, Guess, GuessKind};
 use shared::{ApiError, ApiResult, AppState};
 use utoipa::OpenApi;
 
@@ -68,6 +70,31 @@ pub fn router() -> Router<AppState> {
         .fold(router, |router, (path, methods)| {
             router.route(path, methods.delete(unset::unset))
         })
+}
+
+/// Takes the slots of a guess at the signed-in account's own secret (its
+/// password, or a TOTP code), counted under its email like a sign-in's,
+/// before the secret is checked: the account as read, if the session is
+/// still valid for it, and what a success gives back.
+async fn own_secret_guess(
+    state: &AppState,
+    auth: &Auth,
+    client: &Client,
+    device: &Device,
+) -> ApiResult<(User, Settle)> {
+    let guess = Guess {
+        account: Lookup::Id(&auth.user_id),
+        ip: &client.ip,
+        device: device.0.as_ref(),
+        code: None,
+        kind: GuessKind::Password,
+    };
+    let began = throttle::begin(state, guess).await?;
+    let user = began
+        .user
+        .filter(|u| auth.session.is_valid_for(u))
+        .ok_or(ApiError::SessionEnded)?;
+    Ok((user, began.settle))
 }
 
 /// Applies one change to `user` with what a successful guess gives back: 204,

@@ -6,12 +6,11 @@ use serde::Deserialize;
 use shared::device::Device;
 use shared::http::{Auth, Client, Json};
 use shared::secret::Secret;
-use shared::store::{Lookup, UserChange};
-use shared::throttle::{self, Guess, GuessKind};
+use shared::store::UserChange;
 use shared::{ApiError, ApiResult, AppState, password, sessions};
 use utoipa::ToSchema;
 
-use crate::settle_change;
+use crate::{own_secret_guess, settle_change};
 
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct SetPassword {
@@ -49,18 +48,7 @@ pub(crate) async fn set_password(
     if let Some(why) = password::policy_violation(body.password.expose()) {
         return Err(ApiError::WeakPassword(why));
     }
-    let guess = Guess {
-        account: Lookup::Id(&auth.user_id),
-        ip: &client.ip,
-        device: device.0.as_ref(),
-        code: None,
-        kind: GuessKind::Password,
-    };
-    let began = throttle::begin(&state, guess).await?;
-    let user = began
-        .user
-        .filter(|u| auth.session.is_valid_for(u))
-        .ok_or(ApiError::SessionEnded)?;
+    let (user, settle) = own_secret_guess(&state, &auth, &client, &device).await?;
     if !state
         .passwords
         .verify(body.old.expose(), Some(&user.password))
@@ -73,7 +61,7 @@ pub(crate) async fn set_password(
         hash,
         keep: Some(auth.session_id.clone()),
     };
-    settle_change(&state, &user, change, &began.settle).await?;
+    settle_change(&state, &user, change, &settle).await?;
     // The other sessions are refused from here on (the credential version
     // moved on); deleting them only tidies up, so a failure is logged, not answered.
     sessions::end_others(&state, &user.id, Some(&auth.session_id)).await;

@@ -5,24 +5,15 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use shared::codes::{self, Channel, Issue};
 use shared::device::Device;
-use shared::http::{Client, Json, Query, Recent};
+use shared::http::{Client, Json, PhoneQuery, Query, Recent};
 use shared::model::Purpose;
 use shared::secret::Secret;
 use shared::store::{CodeRef, Lookup, UserChange};
 use shared::throttle::{self, Guess, GuessKind};
 use shared::{ApiError, ApiResult, AppState, validate};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use crate::settle_change;
-
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct PhoneQuery {
-    /// The phone number to bind, in E.164 form, e.g. `+14155550123` (`%2B`; a
-    /// raw `+`, which decodes to a space, is read as `+` too).
-    #[param(pattern = r"^\+[1-9][0-9]{6,14}$", example = "+14155550123")]
-    phone: String,
-}
 
 /// Sends a code to the phone to be bound; the code is valid only for that number.
 /// The code limits are taken first, so asking whether numbers are taken
@@ -45,7 +36,7 @@ pub(crate) async fn phone_code(
     client: Client,
     Query(q): Query<PhoneQuery>,
 ) -> ApiResult<StatusCode> {
-    let phone = validate::phone_query("phone", &q.phone)?;
+    let phone = q.phone()?;
     let channel = Channel::Sms(phone.clone());
     let permit = codes::permit(&state, &client.ip, &channel).await?;
     if let Some(owner) = state.store.user_by_phone(&phone).await?

@@ -8,10 +8,10 @@ use serde::Deserialize;
 use shared::device::Device;
 use shared::http::{Auth, Client, Json};
 use shared::secret::Secret;
-use shared::store::Lookup;
-use shared::throttle::{self, Guess, GuessKind};
 use shared::{ApiError, ApiResult, AppState, password, totp, validate};
 use utoipa::ToSchema;
+
+use crate::own_secret_guess;
 
 /// The password, or a TOTP code: exactly one.
 #[derive(Deserialize, ToSchema)]
@@ -63,18 +63,7 @@ pub(crate) async fn reauthenticate(
             ));
         }
     };
-    let guess = Guess {
-        account: Lookup::Id(&auth.user_id),
-        ip: &client.ip,
-        device: device.0.as_ref(),
-        code: None,
-        kind: GuessKind::Password,
-    };
-    let began = throttle::begin(&state, guess).await?;
-    let user = began
-        .user
-        .filter(|u| auth.session.is_valid_for(u))
-        .ok_or(ApiError::SessionEnded)?;
+    let (user, settle) = own_secret_guess(&state, &auth, &client, &device).await?;
     let settle = match (&body.password, code) {
         (Some(p), _)
             if state
@@ -82,11 +71,11 @@ pub(crate) async fn reauthenticate(
                 .verify(p.expose(), Some(&user.password))
                 .await =>
         {
-            began.settle
+            settle
         }
         (_, Some(code)) => match &user.totp {
             Some(t) => match totp::matching_step(t.secret.expose(), &code, state.now()) {
-                Some(step) if step > t.last_step => began.settle.at_step(step),
+                Some(step) if step > t.last_step => settle.at_step(step),
                 _ => return Err(ApiError::AuthIncorrect),
             },
             None => return Err(ApiError::AuthIncorrect),

@@ -197,3 +197,21 @@ mod tests {
         assert!(e.to_string().starts_with("email: missing field"), "{e}");
     }
 }
+
+/// `?phone=`: the query of the two operations that send a code by SMS
+/// (`GET /login/sms`, `GET /user/phone_code`).
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PhoneQuery {
+    /// A phone number in E.164 form, e.g. `+14155550123` (`%2B`; a raw `+`,
+    /// which decodes to a space, is read as `+` too).
+    #[param(pattern = r"^\+[1-9][0-9]{6,14}$", example = "+14155550123")]
+    phone: String,
+}
+
+impl PhoneQuery {
+    /// The number in E.164 form, or the field error naming `phone`.
+    pub fn phone(&self) -> Result<String, crate::validate::FieldError> {
+        crate::validate::phone_query("phone", &self.phone)
+    }
+}

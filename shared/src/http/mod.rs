@@ -16,7 +16,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
 pub use auth::{Auth, Recent};
-pub use extract::{BODY_LIMIT, Json, Query};
+pub use extract::{BODY_LIMIT, Json, PhoneQuery, Query};
 pub use no_store::NoStore;
 
 use crate::error::{ApiError, Failure};
