@@ -350,7 +350,8 @@ def flow(api, moto, email, password, log_dir=None):
         check("TOKEN" in b.jar, "no TOKEN after TOTP login")
         expect(b.get("/verify"), 204)
         body = expect(b.get("/user"), 200).json()
-        check((body.get("history") or {}).get("method") == "totp", f"history {body.get('history')}")
+        meta = (body.get("history") or {}).get("metadata") or {}
+        check(meta.get("source") == "totp", f"history {body.get('history')}")
         ctx["b"] = b
         r = expect(b.post("/login/totp", {"email": email, "code": code}), 400, "(the same code again)")
         check(r.json().get("code") == "AUTH_INCORRECT", f"replay: {r.text!r}")
