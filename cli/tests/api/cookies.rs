@@ -5,18 +5,9 @@
 
 use serde_json::json;
 
-use crate::support::{PASSWORD, TestApp, TestResponse};
+use crate::support::{PASSWORD, TestApp, TestResponse, attributes};
 
 const DOMAIN: &str = "example.com";
-
-/// A cookie's attributes after its `name=value`.
-fn attributes(cookie: &str) -> Vec<String> {
-    cookie
-        .split(';')
-        .skip(1)
-        .map(|a| a.trim().to_string())
-        .collect()
-}
 
 /// What one response set: (the request, the cookie's name, its `Set-Cookie` headers).
 type Seen = (&'static str, &'static str, Vec<String>);

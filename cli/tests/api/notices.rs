@@ -4,29 +4,11 @@
 
 use serde_json::json;
 use shared::codes::code_in;
-use shared::notify::Message;
 
-use crate::support::{PASSWORD, TestApp};
+use crate::support::{PASSWORD, TestApp, mails_to};
 
 const ADA: &str = "ada@example.com";
 const NEW_PASSWORD: &str = "a brand new passphrase";
-
-/// The mails to `to`, oldest first, as (subject, text).
-fn mails_to(app: &TestApp, to: &str) -> Vec<(String, String)> {
-    app.notifier
-        .outbox()
-        .into_iter()
-        .filter_map(|m| match m {
-            Message::Mail {
-                to: r,
-                subject,
-                text,
-                ..
-            } if r == to => Some((subject, text)),
-            _ => None,
-        })
-        .collect()
-}
 
 /// The one mail to `to` since `before` were, checked for secrets.
 fn notice(app: &TestApp, to: &str, before: usize) -> (String, String) {

@@ -4,20 +4,11 @@
 use serde_json::json;
 use shared::clock::rfc3339;
 
-use crate::support::{START, TestApp, TestResponse};
+use crate::support::{START, TestApp, TestResponse, attributes};
 
 /// The `KEY` every test app runs with (see the harness).
 const TEST_KEY: &str = "test-key-test-key-test-key-test-key!";
 const RELEASE_KEY: &str = "release-key-0123456789-abcdefghijklmnop";
-
-/// The attributes of a `Set-Cookie` header, after its `name=value`.
-fn attributes(cookie: &str) -> Vec<String> {
-    cookie
-        .split(';')
-        .skip(1)
-        .map(|a| a.trim().to_string())
-        .collect()
-}
 
 /// The value of a `Set-Cookie` header.
 fn value(cookie: &str) -> String {

@@ -101,6 +101,32 @@ impl TestResponse {
     }
 }
 
+/// The attributes of a `Set-Cookie` header, after its `name=value`.
+pub fn attributes(cookie: &str) -> Vec<String> {
+    cookie
+        .split(';')
+        .skip(1)
+        .map(|a| a.trim().to_string())
+        .collect()
+}
+
+/// The mails `app` sent to `to`, oldest first, as (subject, text).
+pub fn mails_to(app: &TestApp, to: &str) -> Vec<(String, String)> {
+    app.notifier
+        .outbox()
+        .into_iter()
+        .filter_map(|m| match m {
+            shared::notify::Message::Mail {
+                to: r,
+                subject,
+                text,
+                ..
+            } if r == to => Some((subject, text)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A six-digit code that is not `code`.
 pub fn other_than(code: &str) -> String {
     let n: u32 = code.parse().expect("a six-digit code");

@@ -9,7 +9,7 @@ use super::{
     ADA_LARK, EVE_LARK, LINK, SIGN_IN, ada_linked, callback_path, failed, identity, location,
     public_fields, round, succeeded, to_lark, with_lark,
 };
-use crate::support::{PASSWORD, TestApp};
+use crate::support::{PASSWORD, TestApp, mails_to};
 
 #[tokio::test]
 async fn linking_keeps_the_public_fields_and_never_a_token() {
@@ -366,23 +366,6 @@ async fn a_store_outage_is_a_failure_redirect() {
     aws.database.up();
     assert_eq!(b.cookie("TOKEN"), None);
     succeeded(&round(&b, &lark, SIGN_IN).await);
-}
-
-/// The mails to `to`, oldest first, as (subject, text).
-fn mails_to(app: &TestApp, to: &str) -> Vec<(String, String)> {
-    app.notifier
-        .outbox()
-        .into_iter()
-        .filter_map(|m| match m {
-            shared::notify::Message::Mail {
-                to: r,
-                subject,
-                text,
-                ..
-            } if r == to => Some((subject, text)),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Linking is a sensitive change (step-up): a session older than
