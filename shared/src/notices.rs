@@ -6,10 +6,11 @@
 use time::OffsetDateTime;
 
 use crate::clock::Timestamp;
+use crate::model::User;
 use crate::model::{LoginMethod, LoginRecord};
 use crate::notify::Message;
 use crate::state::AppState;
-use crate::store::UserChange;
+use crate::store::{Settle, StoreResult, UserChange};
 
 /// What happened to the account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +122,33 @@ impl<'a> Notice<'a> {
             Notice::NewDevice { .. } => "new_device",
         }
     }
+}
+
+/// Applies `change` to `user` with what an attempt gives back (one store
+/// write, [`crate::store::Guesses::settle_change`]) and, if it went through,
+/// sends the notice it calls for ([`Notice::of_change`]) to the address the
+/// account had: every change an owner should hear of goes through here.
+pub async fn settle_change(
+    state: &AppState,
+    user: &User,
+    change: UserChange,
+    settle: &Settle,
+) -> StoreResult<bool> {
+    let was_bound = match &change {
+        UserChange::Phone(None) => user.phone.is_some(),
+        UserChange::Totp(None) => user.totp.is_some(),
+        UserChange::Lark(None) => user.lark.is_some(),
+        _ => false,
+    };
+    let notice = Notice::of_change(&change, was_bound);
+    let done = state
+        .store
+        .settle_change(user, change, settle, state.now())
+        .await?;
+    if let (true, Some(notice)) = (done, notice) {
+        send(state, &user.email, notice).await;
+    }
+    Ok(done)
 }
 
 /// Sends `notice` to `to`. A failure is logged (the kind, never the text)

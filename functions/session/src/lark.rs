@@ -19,7 +19,7 @@ use shared::error::Failure;
 use shared::http::{Auth, Client, Query, cookies};
 use shared::lark::{self, LarkClient};
 use shared::model::{LarkFlow, LarkIdentity, LinkRequest, LoginMethod};
-use shared::notices::{self, Notice};
+use shared::notices;
 use shared::store::{Lookup, Settle, StoreError, UserChange};
 use shared::{ApiError, ApiResult, AppState};
 use utoipa::IntoParams;
@@ -285,17 +285,8 @@ async fn link_to(
         .filter(|u| session.is_valid_for(u))
         .ok_or(ApiError::SessionEnded)?;
     let change = UserChange::Lark(Some(identity));
-    let notice = Notice::of_change(&change, false);
-    match store
-        .settle_change(&user, change, &Settle::default(), now)
-        .await
-    {
-        Ok(_) => {
-            if let Some(notice) = notice {
-                notices::send(state, &user.email, notice).await;
-            }
-            Ok(redirect(&console(state, "authorized")))
-        }
+    match notices::settle_change(state, &user, change, &Settle::default()).await {
+        Ok(_) => Ok(redirect(&console(state, "authorized"))),
         Err(StoreError::NoSuchUser | StoreError::Changed) => Err(ApiError::SessionEnded),
         Err(e) => Err(e.into()),
     }

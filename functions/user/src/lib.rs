@@ -17,7 +17,7 @@ use axum::routing::{delete, get, post};
 use shared::device::Device;
 use shared::http::{Auth, Client};
 use shared::model::User;
-use shared::notices::{self, Notice};
+use shared::notices;
 use shared::store::{Lookup, Settle, StoreError, UserChange};
 use shared::throttle::{self, Guess, GuessKind};
 use shared::{ApiError, ApiResult, AppState};
@@ -99,32 +99,15 @@ async fn own_secret_guess(
 
 /// Applies one change to `user` with what a successful guess gives back: 204,
 /// `INVALID_CODE` when the guess's code was spent meanwhile, or the field it
-/// conflicts on. A change the owner should hear of sends its notice to the
-/// address the account had ([`Notice::of_change`]).
+/// conflicts on; with its notice ([`notices::settle_change`]).
 async fn settle_change(
     state: &AppState,
     user: &User,
     change: UserChange,
     settle: &Settle,
 ) -> ApiResult<StatusCode> {
-    let was_bound = match &change {
-        UserChange::Phone(None) => user.phone.is_some(),
-        UserChange::Totp(None) => user.totp.is_some(),
-        UserChange::Lark(None) => user.lark.is_some(),
-        _ => false,
-    };
-    let notice = Notice::of_change(&change, was_bound);
-    match state
-        .store
-        .settle_change(user, change, settle, state.now())
-        .await
-    {
-        Ok(true) => {
-            if let Some(notice) = notice {
-                notices::send(state, &user.email, notice).await;
-            }
-            Ok(StatusCode::NO_CONTENT)
-        }
+    match notices::settle_change(state, user, change, settle).await {
+        Ok(true) => Ok(StatusCode::NO_CONTENT),
         Ok(false) => Err(ApiError::InvalidCode),
         // The signed-in account is gone, or its credentials changed under
         // this request: so is its session.
